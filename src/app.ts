@@ -1,0 +1,57 @@
+// buildApp(config) is a pure factory: it wires plugins and routes in reading order and returns a
+// ready Fastify instance without listening. Only src/server.ts has side effects.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { DestinationStream } from 'pino';
+import type { Config } from './config.js';
+import type { Database } from './db/client.js';
+import { createLogger } from './logger.js';
+import databasePlugin from './plugins/database.js';
+import errorsPlugin from './plugins/errors.js';
+import httpPlugin, { requestId } from './plugins/http.js';
+import requestLogPlugin from './plugins/request-log.js';
+import healthRoutes from './routes/health/index.js';
+
+export interface BuildOptions {
+  /** Use this open database instead of opening one from the config; the app will not close it. */
+  database?: Database;
+  /** Send log lines here instead of stdout. */
+  logDestination?: DestinationStream;
+}
+
+export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat, destination: options.logDestination });
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    disableRequestLogging: true,
+    genReqId: requestId,
+    requestIdLogLabel: 'request_id',
+    trustProxy: config.trustProxy.length > 0 ? config.trustProxy : false,
+    bodyLimit: config.bodyLimitBytes,
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    // Headers must arrive promptly even when bodies are large and slow.
+    connectionTimeout: config.requestTimeoutMs,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.decorate('config', config);
+
+  await app.register(errorsPlugin);
+  await app.register(httpPlugin, { config });
+  await app.register(requestLogPlugin, { config });
+  await app.register(databasePlugin, { config, database: options.database });
+
+  await app.register(healthRoutes, { readinessTimeoutMs: config.readinessTimeoutMs });
+
+  await app.ready();
+  return app;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config;
+  }
+}

@@ -1,0 +1,194 @@
+// The one schema over the environment. loadConfig() is pure: it reads the object it is given,
+// never process.env directly, and reports every bad variable at once.
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+const bool = (fallback: boolean) =>
+  z
+    .stringbool({ error: 'must be true or false' })
+    .default(fallback);
+
+const int = (fallback: number, min: number, max: number) =>
+  z.coerce
+    .number({ error: 'must be a whole number' })
+    .int({ error: 'must be a whole number' })
+    .min(min, { error: `must be at least ${min}` })
+    .max(max, { error: `must be at most ${max}` })
+    .default(fallback);
+
+const list = (value: string | undefined): string[] =>
+  (value ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+function isIpOrCidr(entry: string): boolean {
+  if (PROXY_NAMES.has(entry)) return true;
+  const [address, prefix, ...rest] = entry.split('/');
+  if (rest.length > 0 || address === undefined) return false;
+  const family = isIP(address);
+  if (family === 0) return false;
+  if (prefix === undefined) return true;
+  const bits = Number(prefix);
+  return /^\d{1,3}$/.test(prefix) && bits >= 0 && bits <= (family === 4 ? 32 : 128);
+}
+
+const trustProxy = z
+  .string()
+  .optional()
+  .transform(list)
+  .superRefine((entries, ctx) => {
+    for (const entry of entries) {
+      if (!isIpOrCidr(entry)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${entry}" is not an IP address or CIDR range (true and * are refused so client IPs cannot be forged)`,
+        });
+      }
+    }
+  });
+
+const corsOrigins = z
+  .string()
+  .optional()
+  .transform(list)
+  .superRefine((entries, ctx) => {
+    for (const entry of entries) {
+      let ok = false;
+      try {
+        const url = new URL(entry);
+        ok = !entry.includes('*') && (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === entry;
+      } catch {
+        ok = false;
+      }
+      if (!ok) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${entry}" is not an origin like https://app.example.com (wildcards are refused)`,
+        });
+      }
+    }
+  });
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value.trim() === '' ? undefined : value.trim()));
+
+const databaseUrl = optionalString.refine(
+  (value) => value === undefined || /^postgres(ql)?:\/\//.test(value),
+  { error: 'must be a postgres:// or postgresql:// URL' },
+);
+
+const baseUrl = optionalString.refine(
+  (value) => {
+    if (value === undefined) return true;
+    try {
+      const url = new URL(value);
+      return url.protocol === 'http:' || url.protocol === 'https:';
+    } catch {
+      return false;
+    }
+  },
+  { error: 'must be an absolute http(s) URL' },
+);
+
+export const EnvSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  HOST: z.string().trim().min(1).default('127.0.0.1'),
+  PORT: int(8080, 0, 65535),
+  BASE_URL: baseUrl,
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
+  REQUEST_LOG_INCLUDE_HEALTH: bool(false),
+  REQUEST_LOG_SLOW_MS: int(1000, 0, 3_600_000),
+  DATABASE_URL: databaseUrl,
+  DATABASE_POOL_MAX: int(10, 1, 1000),
+  DATABASE_CONNECT_TIMEOUT_MS: int(5000, 100, 600_000),
+  DATA_DIR: z.string().trim().min(1).default('./.data'),
+  MIGRATE_ON_START: bool(true),
+  READINESS_TIMEOUT_MS: int(2000, 50, 60_000),
+  SHUTDOWN_TIMEOUT_MS: int(10_000, 100, 600_000),
+  REQUEST_TIMEOUT_MS: int(30_000, 1000, 600_000),
+  KEEP_ALIVE_TIMEOUT_MS: int(72_000, 1000, 600_000),
+  BODY_LIMIT_BYTES: int(1_048_576, 1024, 100 * 1_048_576),
+  TRUST_PROXY: trustProxy,
+  CORS_ORIGINS: corsOrigins,
+});
+
+export type Env = z.input<typeof EnvSchema>;
+
+export interface Config {
+  nodeEnv: 'development' | 'production' | 'test';
+  host: string;
+  port: number;
+  baseUrl: string;
+  logLevel: string;
+  logFormat: 'json' | 'pretty';
+  requestLogIncludeHealth: boolean;
+  requestLogSlowMs: number;
+  databaseUrl: string | undefined;
+  databasePoolMax: number;
+  databaseConnectTimeoutMs: number;
+  dataDir: string;
+  migrateOnStart: boolean;
+  readinessTimeoutMs: number;
+  shutdownTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  bodyLimitBytes: number;
+  trustProxy: string[];
+  corsOrigins: string[];
+}
+
+/** Thrown when the environment is invalid; its message names every offending variable. */
+export class ConfigError extends Error {
+  constructor(readonly problems: { variable: string; message: string }[]) {
+    super(
+      'Invalid configuration:\n' +
+        problems.map((problem) => `  - ${problem.variable}: ${problem.message}`).join('\n'),
+    );
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // An empty variable means "not set", as in a copied .env.example with blanks.
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([, value]) => value !== undefined && value !== ''),
+  );
+  const parsed = EnvSchema.safeParse(present);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => ({
+      variable: String(issue.path[0] ?? '(environment)'),
+      message: issue.message,
+    }));
+    throw new ConfigError(problems);
+  }
+  const e = parsed.data;
+  const publicHost = e.HOST === '0.0.0.0' || e.HOST === '::' ? 'localhost' : e.HOST;
+  return {
+    nodeEnv: e.NODE_ENV,
+    host: e.HOST,
+    port: e.PORT,
+    baseUrl: (e.BASE_URL ?? `http://${publicHost}:${e.PORT}`).replace(/\/+$/, ''),
+    logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
+    requestLogIncludeHealth: e.REQUEST_LOG_INCLUDE_HEALTH,
+    requestLogSlowMs: e.REQUEST_LOG_SLOW_MS,
+    databaseUrl: e.DATABASE_URL,
+    databasePoolMax: e.DATABASE_POOL_MAX,
+    databaseConnectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
+    dataDir: e.DATA_DIR,
+    migrateOnStart: e.MIGRATE_ON_START,
+    readinessTimeoutMs: e.READINESS_TIMEOUT_MS,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
+    bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    trustProxy: e.TRUST_PROXY,
+    corsOrigins: e.CORS_ORIGINS,
+  };
+}

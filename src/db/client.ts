@@ -1,0 +1,147 @@
+// One Database handle over either a real Postgres server (the `postgres` driver) or embedded
+// Postgres (PGlite, persisted under DATA_DIR). Everything above this file sees only `Db`.
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { sql } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
+import postgres from 'postgres';
+import * as schema from './schema.js';
+
+export type Schema = typeof schema;
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+export type Tx = PgTransaction<PgQueryResultHKT, Schema>;
+/** Data functions take either the database or an open transaction. */
+export type DbOrTx = Db | Tx;
+
+export interface Database {
+  readonly kind: 'postgres' | 'embedded';
+  readonly db: Db;
+  /** Runs `fn` while holding a cluster-wide lock, so concurrent instances serialize (e.g. migrations). */
+  withExclusiveLock<T>(key: number, fn: () => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  databaseUrl: string | undefined;
+  poolMax: number;
+  connectTimeoutMs: number;
+  /** Embedded only: where PGlite keeps its files; `memory://` keeps nothing. */
+  dataDir: string;
+}
+
+/** Rows of a raw `db.execute()`: the two drivers shape their results differently. */
+export function rowsOf<T>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  return ((result as { rows?: T[] }).rows ?? []) as T[];
+}
+
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  return options.databaseUrl ? openPostgres(options.databaseUrl, options) : openEmbedded(options.dataDir);
+}
+
+function openPostgres(url: string, options: DatabaseOptions): Database {
+  const client = postgres(url, {
+    max: options.poolMax,
+    connect_timeout: Math.ceil(options.connectTimeoutMs / 1000),
+    idle_timeout: 60,
+    max_lifetime: 60 * 30,
+    onnotice: () => {},
+    connection: { application_name: 'switchboard' },
+  });
+  const db = drizzlePostgres(client, { schema }) as unknown as Db;
+  return {
+    kind: 'postgres',
+    db,
+    async withExclusiveLock(key, fn) {
+      const conn = await client.reserve();
+      try {
+        await conn`select pg_advisory_lock(${key})`;
+        try {
+          return await fn();
+        } finally {
+          await conn`select pg_advisory_unlock(${key})`;
+        }
+      } finally {
+        conn.release();
+      }
+    },
+    close: once(() => client.end({ timeout: 5 })),
+  };
+}
+
+async function openEmbedded(dataDir: string): Promise<Database> {
+  const inMemory = dataDir.startsWith('memory://');
+  const dir = inMemory ? dataDir : resolve(dataDir, 'pg');
+  const release = inMemory ? async () => {} : await lockDataDir(resolve(dataDir));
+  let client: PGlite;
+  try {
+    client = new PGlite(dir);
+    await client.waitReady;
+  } catch (err) {
+    await release();
+    throw err;
+  }
+  const db = drizzlePglite(client, { schema }) as unknown as Db;
+  return {
+    kind: 'embedded',
+    db,
+    // One process owns the embedded database, so there is nobody to serialize with.
+    withExclusiveLock: (_key, fn) => fn(),
+    close: once(async () => {
+      await client.close();
+      await release();
+    }),
+  };
+}
+
+/**
+ * PGlite's files must only be opened by one process at a time; a second server on the same
+ * DATA_DIR would corrupt them. A pid file refuses that with a clear message.
+ */
+async function lockDataDir(dir: string): Promise<() => Promise<void>> {
+  await mkdir(dir, { recursive: true });
+  const lockPath = resolve(dir, 'switchboard.pid');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const handle = await open(lockPath, 'wx');
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      return () => rm(lockPath, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
+        throw new Error(
+          `DATA_DIR ${dir} is in use by process ${holder}; the embedded database allows one server at a time ` +
+            '(set DATABASE_URL to run several instances on a Postgres server)',
+        );
+      }
+      // A stale lock from a process that died: take it over.
+      await rm(lockPath, { force: true });
+    }
+  }
+  throw new Error(`could not lock DATA_DIR ${dir}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Closing twice (a test, then the app's onClose) is harmless. */
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  return () => (done ??= fn());
+}
+
+/** A real round-trip to the database. */
+export async function pingDatabase(db: Db): Promise<void> {
+  await db.execute(sql`select 1`);
+}

@@ -1,0 +1,48 @@
+// Readiness checks against the database: a real round-trip and the migration state.
+import { performance } from 'node:perf_hooks';
+import type { Db } from './client.js';
+import { pingDatabase } from './client.js';
+import { migrationStatus } from './migrate.js';
+
+export type CheckResult =
+  | { status: 'ok'; [detail: string]: unknown }
+  | { status: 'fail'; error: string; [detail: string]: unknown };
+
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, CheckResult>;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export async function checkReadiness(db: Db, timeoutMs: number): Promise<Readiness> {
+  const started = performance.now();
+  try {
+    await withTimeout(pingDatabase(db), timeoutMs);
+  } catch (err) {
+    // Only a fixed phrase: driver messages can carry host names or connection strings.
+    const timedOut = err instanceof Error && err.message.startsWith('timed out');
+    return {
+      ready: false,
+      checks: {
+        database: { status: 'fail', error: timedOut ? 'timeout' : 'unreachable' },
+        migrations: { status: 'fail', error: 'database_unreachable' },
+      },
+    };
+  }
+  const database: CheckResult = { status: 'ok', latency_ms: Math.round((performance.now() - started) * 10) / 10 };
+  try {
+    const { applied, pending } = await withTimeout(migrationStatus(db), timeoutMs);
+    const migrations: CheckResult =
+      pending === 0 ? { status: 'ok', applied, pending } : { status: 'fail', error: 'migrations_pending', applied, pending };
+    return { ready: pending === 0, checks: { database, migrations } };
+  } catch {
+    return { ready: false, checks: { database, migrations: { status: 'fail', error: 'unknown' } } };
+  }
+}

@@ -1,0 +1,59 @@
+// Every application error: a stable machine-readable code, its HTTP status and title.
+// The codes are API contract; the OpenAPI document and docs/reference/errors.md list them.
+
+export const PROBLEMS = {
+  validation_failed: { status: 400, title: 'Request validation failed' },
+  invalid_json: { status: 400, title: 'Malformed JSON body' },
+  bad_request: { status: 400, title: 'Bad request' },
+  unauthorized: { status: 401, title: 'Authentication required' },
+  forbidden: { status: 403, title: 'Forbidden' },
+  not_found: { status: 404, title: 'Not found' },
+  method_not_allowed: { status: 405, title: 'Method not allowed' },
+  conflict: { status: 409, title: 'Conflict' },
+  payload_too_large: { status: 413, title: 'Payload too large' },
+  unsupported_media_type: { status: 415, title: 'Unsupported media type' },
+  rate_limited: { status: 429, title: 'Too many requests' },
+  internal_error: { status: 500, title: 'Internal server error' },
+  unavailable: { status: 503, title: 'Service unavailable' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ProblemCode = keyof typeof PROBLEMS;
+
+export interface ProblemOptions {
+  detail?: string;
+  /** Extra members of the problem document (RFC 9457 extensions), snake_case. */
+  extensions?: Record<string, unknown>;
+  headers?: Record<string, string>;
+  cause?: unknown;
+}
+
+export class AppError extends Error {
+  readonly status: number;
+  readonly title: string;
+  readonly extensions: Record<string, unknown>;
+  readonly headers: Record<string, string>;
+
+  constructor(
+    readonly code: ProblemCode,
+    options: ProblemOptions = {},
+  ) {
+    const problem = PROBLEMS[code];
+    super(options.detail ?? problem.title, { cause: options.cause });
+    this.name = 'AppError';
+    this.status = problem.status;
+    this.title = problem.title;
+    this.extensions = options.extensions ?? {};
+    this.headers = options.headers ?? {};
+  }
+}
+
+export const problemType = (code: string): string => `urn:switchboard:problem:${code}`;
+
+/** The title a generic HTTP status gets when no more specific code applies. */
+export function codeForStatus(status: number): ProblemCode {
+  const match = (Object.keys(PROBLEMS) as ProblemCode[]).find(
+    (code) => PROBLEMS[code].status === status && code !== 'validation_failed' && code !== 'invalid_json',
+  );
+  if (match) return match;
+  return status >= 500 ? 'internal_error' : 'bad_request';
+}

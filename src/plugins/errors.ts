@@ -1,0 +1,107 @@
+// The one place errors become responses: RFC 9457 problem+json with a stable `code` and the
+// request id. Unknown errors are logged and answered 500 without internals.
+import fp from 'fastify-plugin';
+import FindMyWay from 'find-my-way';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, PROBLEMS, codeForStatus, problemType, type ProblemCode } from '../errors.js';
+import { isDatabaseUnavailable } from '../db/errors.js';
+
+const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
+/** Seconds a client should wait before retrying while the database is unreachable. */
+const UNAVAILABLE_RETRY_AFTER_S = 5;
+
+export function sendProblem(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  code: ProblemCode,
+  detail: string,
+  extensions: Record<string, unknown> = {},
+  status: number = PROBLEMS[code].status,
+) {
+  return reply
+    .status(status)
+    .type('application/problem+json')
+    .send({
+      type: problemType(code),
+      title: PROBLEMS[code].title,
+      status,
+      detail,
+      code,
+      request_id: request.id,
+      ...extensions,
+    });
+}
+
+interface ValidationIssue {
+  instancePath?: string;
+  message?: string;
+  params?: { issue?: { path?: PropertyKey[] } } & Record<string, unknown>;
+}
+
+function validationErrors(error: FastifyError) {
+  return (error.validation as ValidationIssue[]).map((issue) => {
+    const path = issue.params?.issue?.path;
+    const where = Array.isArray(path) && path.length > 0 ? `/${path.map(String).join('/')}` : issue.instancePath ?? '';
+    return { location: error.validationContext ?? 'body', path: where, message: issue.message ?? 'is invalid' };
+  });
+}
+
+/** Fastify's own request errors, mapped to our codes. */
+const FASTIFY_CODES: Record<string, ProblemCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'bad_request',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
+};
+
+export default fp(
+  async (app) => {
+    // A second router with every registered path, so an unknown method on a known path is a 405.
+    const known = FindMyWay();
+    app.addHook('onRoute', (route) => {
+      const methods = Array.isArray(route.method) ? route.method : [route.method];
+      for (const method of methods) {
+        if (!known.hasRoute(method as 'GET', route.url)) known.on(method as 'GET', route.url, () => {});
+      }
+    });
+
+    app.setNotFoundHandler((request, reply) => {
+      const path = request.url.split('?')[0] ?? '/';
+      const allowed = HTTP_METHODS.filter((method) => known.find(method, path) !== null);
+      if (allowed.length > 0) {
+        reply.header('allow', allowed.join(', '));
+        return sendProblem(request, reply, 'method_not_allowed', `${request.method} is not allowed on ${path}`);
+      }
+      return sendProblem(request, reply, 'not_found', `No route for ${request.method} ${path}`);
+    });
+
+    app.setErrorHandler((error: FastifyError, request, reply) => {
+      if (error instanceof AppError) {
+        reply.headers(error.headers);
+        if (error.status >= 500) request.log.error({ err: error.cause ?? error }, error.message);
+        return sendProblem(request, reply, error.code, error.message, error.extensions);
+      }
+      if (error.validation) {
+        return sendProblem(request, reply, 'validation_failed', 'The request is invalid; see errors', {
+          errors: validationErrors(error),
+        });
+      }
+      const mapped = error.code ? FASTIFY_CODES[error.code] : undefined;
+      if (mapped) return sendProblem(request, reply, mapped, error.message);
+      if (isDatabaseUnavailable(error)) {
+        request.log.error({ err: error }, 'database unavailable');
+        reply.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_S));
+        return sendProblem(request, reply, 'unavailable', 'The database is unavailable; retry later');
+      }
+      const status = error.statusCode ?? 500;
+      if ((status >= 400 && status < 500) || status === 503) {
+        return sendProblem(request, reply, codeForStatus(status), error.message, {}, status);
+      }
+      request.log.error({ err: error }, 'unhandled error');
+      return sendProblem(request, reply, 'internal_error', 'An unexpected error occurred', {}, 500);
+    });
+  },
+  { name: 'errors' },
+);

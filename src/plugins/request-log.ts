@@ -1,0 +1,29 @@
+// One log line per request, written by us rather than Fastify so probes can be left out and
+// slow requests stand out as warnings.
+import fp from 'fastify-plugin';
+import type { Config } from '../config.js';
+import { redactUrl } from '../logger.js';
+
+const PROBES = new Set(['/healthz', '/readyz']);
+
+export default fp<{ config: Config }>(
+  async (app, { config }) => {
+    app.addHook('onResponse', async (request, reply) => {
+      const route = request.routeOptions.url ?? '(unmatched)';
+      const durationMs = Math.round(reply.elapsedTime * 10) / 10;
+      const slow = config.requestLogSlowMs > 0 && durationMs >= config.requestLogSlowMs;
+      if (!slow && !config.requestLogIncludeHealth && PROBES.has(route)) return;
+      const line = {
+        method: request.method,
+        url: redactUrl(request.url),
+        route,
+        status: reply.statusCode,
+        duration_ms: durationMs,
+        remote_address: request.ip,
+      };
+      if (slow) request.log.warn(line, 'slow request');
+      else request.log.info(line, 'request completed');
+    });
+  },
+  { name: 'request-log' },
+);

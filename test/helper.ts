@@ -1,0 +1,92 @@
+// Test helpers: build the real app on a real database (embedded PGlite, or the Postgres server in
+// TEST_DATABASE_URL), capture its logs, and start the built server as a child process.
+import { Writable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import t, { type Test } from 'tap';
+import { buildApp, type BuildOptions } from '../src/app.js';
+import { loadConfig, type Config } from '../src/config.js';
+import { openDatabase, type Database } from '../src/db/client.js';
+import { applyMigrations } from '../src/db/migrate.js';
+
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
+export const backend = TEST_DATABASE_URL ? 'postgres' : 'embedded';
+
+type Env = Record<string, string | undefined>;
+
+export function testConfig(env: Env = {}): Config {
+  return loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: TEST_DATABASE_URL,
+    DATA_DIR: 'memory://',
+    DATABASE_CONNECT_TIMEOUT_MS: '2000',
+    ...env,
+  });
+}
+
+let shared: Promise<Database> | undefined;
+
+/**
+ * One migrated database per test process, shared by every app the file builds (PGlite takes
+ * seconds to start). Closed when the file's tests are done.
+ */
+export function sharedDatabase(): Promise<Database> {
+  if (!shared) {
+    shared = (async () => {
+      const database = await openDatabase({
+        databaseUrl: TEST_DATABASE_URL,
+        poolMax: 10,
+        connectTimeoutMs: 5000,
+        dataDir: 'memory://',
+      });
+      await applyMigrations(database);
+      t.teardown(() => database.close());
+      return database;
+    })();
+  }
+  return shared;
+}
+
+export interface BuildTestOptions extends Omit<BuildOptions, 'database'> {
+  env?: Env;
+  /** Give the app a database of its own instead of the shared one. */
+  database?: Database | 'own';
+}
+
+/** The real app on the shared test database; closed when the test ends. */
+export async function build(test: Test, options: BuildTestOptions = {}): Promise<FastifyInstance> {
+  const config = testConfig(options.env);
+  const database = options.database === 'own' ? undefined : options.database ?? (await sharedDatabase());
+  const app = await buildApp(config, { ...options, database });
+  test.after(() => app.close());
+  return app;
+}
+
+export interface CapturedLogs {
+  destination: Writable;
+  text(): string;
+  lines(): Record<string, unknown>[];
+}
+
+/** A pino destination that keeps every line, for assertions about what gets logged. */
+export function captureLogs(): CapturedLogs {
+  const chunks: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      chunks.push(chunk.toString('utf8'));
+      callback();
+    },
+  });
+  return {
+    destination,
+    text: () => chunks.join(''),
+    lines: () =>
+      chunks
+        .join('')
+        .split('\n')
+        .filter((line) => line.trim() !== '')
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
+  };
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,55 @@
+import t from 'tap';
+import { build } from '../helper.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+t.test('generates a request id when none is sent and returns it', async (t) => {
+  const app = await build(t);
+  const res = await app.inject({ method: 'GET', url: '/healthz' });
+  t.match(String(res.headers['x-request-id']), UUID);
+});
+
+t.test('echoes a well-formed incoming X-Request-Id', async (t) => {
+  const app = await build(t);
+  const res = await app.inject({ method: 'GET', url: '/healthz', headers: { 'x-request-id': 'lb-4f2a.9:abc_DEF-1' } });
+  t.equal(res.headers['x-request-id'], 'lb-4f2a.9:abc_DEF-1');
+});
+
+t.test('replaces a malformed or oversized X-Request-Id instead of echoing it', async (t) => {
+  const app = await build(t);
+  for (const bad of ['<script>', 'a b', 'x'.repeat(129)]) {
+    const res = await app.inject({ method: 'GET', url: '/healthz', headers: { 'x-request-id': bad } });
+    t.match(String(res.headers['x-request-id']), UUID, `replaced ${bad.slice(0, 10)}`);
+  }
+});
+
+t.test('sends security headers tuned for a JSON API and Cache-Control: no-store', async (t) => {
+  const app = await build(t);
+  const res = await app.inject({ method: 'GET', url: '/readyz' });
+  t.equal(res.headers['cache-control'], 'no-store');
+  t.equal(res.headers['x-content-type-options'], 'nosniff');
+  t.equal(res.headers['x-frame-options'], 'SAMEORIGIN');
+  t.match(String(res.headers['content-security-policy']), /default-src 'none'/);
+  t.match(String(res.headers['content-security-policy']), /frame-ancestors 'none'/);
+  t.match(String(res.headers['strict-transport-security']), /max-age=31536000/);
+  t.equal(res.headers['referrer-policy'], 'no-referrer');
+  t.notOk(res.headers['x-powered-by']);
+});
+
+t.test('sends no CORS headers when CORS_ORIGINS is empty', async (t) => {
+  const app = await build(t);
+  const res = await app.inject({ method: 'GET', url: '/healthz', headers: { origin: 'https://evil.example' } });
+  t.notOk(res.headers['access-control-allow-origin']);
+});
+
+t.test('allows only the origins in CORS_ORIGINS', async (t) => {
+  const app = await build(t, { env: { CORS_ORIGINS: 'https://console.example.com' } });
+  const allowed = await app.inject({
+    method: 'OPTIONS',
+    url: '/healthz',
+    headers: { origin: 'https://console.example.com', 'access-control-request-method': 'GET' },
+  });
+  t.equal(allowed.headers['access-control-allow-origin'], 'https://console.example.com');
+  const denied = await app.inject({ method: 'GET', url: '/healthz', headers: { origin: 'https://evil.example' } });
+  t.notOk(denied.headers['access-control-allow-origin']);
+});

@@ -1,0 +1,96 @@
+import Fastify from 'fastify';
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import t, { type Test } from 'tap';
+import { z } from 'zod';
+import errorsPlugin from '../../src/plugins/errors.js';
+import httpPlugin from '../../src/plugins/http.js';
+import { build, testConfig } from '../helper.js';
+
+function assertProblem(t: Tap, res: { statusCode: number; headers: Record<string, unknown>; json(): any }, status: number, code: string) {
+  t.equal(res.statusCode, status, `status ${status}`);
+  t.match(String(res.headers['content-type']), /^application\/problem\+json/);
+  const body = res.json();
+  t.equal(body.status, status);
+  t.equal(body.code, code);
+  t.equal(body.type, `urn:switchboard:problem:${code}`);
+  t.type(body.title, 'string');
+  t.type(body.detail, 'string');
+  t.equal(body.request_id, res.headers['x-request-id']);
+  return body;
+}
+type Tap = Test;
+
+t.test('the real app answers an unknown path with a 404 problem', async (t) => {
+  const app = await build(t);
+  const res = await app.inject({ method: 'GET', url: '/nope?x=1' });
+  const body = assertProblem(t, res, 404, 'not_found');
+  t.match(body.detail, '/nope');
+});
+
+t.test('the real app answers a known path with the wrong method with a 405 problem and Allow', async (t) => {
+  const app = await build(t);
+  const res = await app.inject({ method: 'DELETE', url: '/healthz' });
+  assertProblem(t, res, 405, 'method_not_allowed');
+  t.match(String(res.headers.allow), /GET/);
+});
+
+// The error plugin on its own, with routes that fail in every way a route can.
+async function pluginApp(t: Tap) {
+  const app = Fastify({ logger: false, bodyLimit: 1024 }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  await app.register(errorsPlugin);
+  await app.register(httpPlugin, { config: testConfig() });
+  app.post('/things', { schema: { body: z.strictObject({ name: z.string().max(10) }) } }, async () => ({ ok: true }));
+  app.get('/boom', async () => {
+    throw new Error('secret internals: select * from api_keys');
+  });
+  app.get('/db-down', async () => {
+    throw Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:5432'), { code: 'ECONNREFUSED' });
+  });
+  await app.ready();
+  t.after(() => app.close());
+  return app;
+}
+
+t.test('answers 400 validation_failed listing each invalid field', async (t) => {
+  const app = await pluginApp(t);
+  const res = await app.inject({ method: 'POST', url: '/things', payload: { name: 'x'.repeat(11), extra: 1 } });
+  const body = assertProblem(t, res, 400, 'validation_failed');
+  t.ok(Array.isArray(body.errors) && body.errors.length >= 1);
+  t.match(body.errors[0], { location: 'body' });
+});
+
+t.test('answers 400 invalid_json for a malformed JSON body', async (t) => {
+  const app = await pluginApp(t);
+  const res = await app.inject({ method: 'POST', url: '/things', headers: { 'content-type': 'application/json' }, payload: '{"name":' });
+  assertProblem(t, res, 400, 'invalid_json');
+});
+
+t.test('answers 413 payload_too_large over the body limit', async (t) => {
+  const app = await pluginApp(t);
+  const res = await app.inject({ method: 'POST', url: '/things', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ name: 'x'.repeat(2000) }) });
+  assertProblem(t, res, 413, 'payload_too_large');
+});
+
+t.test('answers 415 for a content type no route accepts', async (t) => {
+  const app = await pluginApp(t);
+  const res = await app.inject({ method: 'POST', url: '/things', headers: { 'content-type': 'text/csv' }, payload: 'a,b' });
+  assertProblem(t, res, 415, 'unsupported_media_type');
+});
+
+t.test('answers 500 without stack, SQL or message for an unexpected error', async (t) => {
+  const app = await pluginApp(t);
+  const res = await app.inject({ method: 'GET', url: '/boom' });
+  const body = assertProblem(t, res, 500, 'internal_error');
+  t.equal(body.detail, 'An unexpected error occurred');
+  t.notMatch(res.body, /select|api_keys|secret|stack|\.ts:/);
+});
+
+t.test('answers 503 unavailable with Retry-After when the database cannot be reached', async (t) => {
+  const app = await pluginApp(t);
+  const res = await app.inject({ method: 'GET', url: '/db-down' });
+  assertProblem(t, res, 503, 'unavailable');
+  t.equal(res.headers['retry-after'], '5');
+  t.notMatch(res.body, /10\.0\.0\.5|ECONNREFUSED/);
+});
