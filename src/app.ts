@@ -1,6 +1,6 @@
 // buildApp(config) is a pure factory: it wires plugins and routes in reading order and returns a
 // ready Fastify instance without listening. Only src/server.ts has side effects.
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
@@ -10,7 +10,13 @@ import databasePlugin from './plugins/database.js';
 import errorsPlugin from './plugins/errors.js';
 import httpPlugin, { requestId } from './plugins/http.js';
 import requestLogPlugin from './plugins/request-log.js';
+import auditPlugin from './plugins/audit.js';
+import authPlugin from './plugins/auth.js';
+import apiKeyRoutes from './routes/api-keys/index.js';
+import auditEventRoutes from './routes/audit-events/index.js';
 import healthRoutes from './routes/health/index.js';
+import organizationRoutes from './routes/organization/index.js';
+import organizationsRoutes from './routes/organizations/index.js';
 
 export interface BuildOptions {
   /** Use this open database instead of opening one from the config; the app will not close it. */
@@ -23,9 +29,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, destination: options.logDestination });
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Our request-log plugin writes one line per request instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
     genReqId: requestId,
-    requestIdLogLabel: 'request_id',
     trustProxy: config.trustProxy.length > 0 ? config.trustProxy : false,
     bodyLimit: config.bodyLimitBytes,
     requestTimeout: config.requestTimeoutMs,
@@ -44,7 +50,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(requestLogPlugin, { config });
   await app.register(databasePlugin, { config, database: options.database });
 
+  await app.register(auditPlugin, { flushIntervalMs: config.auditFailureFlushMs });
+  await app.register(authPlugin, { config });
+
   await app.register(healthRoutes, { readinessTimeoutMs: config.readinessTimeoutMs });
+  await app.register(
+    async (api) => {
+      await api.register(organizationsRoutes, { prefix: '/organizations' });
+      await api.register(organizationRoutes, { prefix: '/organization' });
+      await api.register(apiKeyRoutes, { prefix: '/api-keys' });
+      await api.register(auditEventRoutes, { prefix: '/audit-events' });
+    },
+    { prefix: '/api/v1' },
+  );
 
   await app.ready();
   return app;

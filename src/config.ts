@@ -115,6 +115,11 @@ export const EnvSchema = z.object({
   KEEP_ALIVE_TIMEOUT_MS: int(72_000, 1000, 600_000),
   BODY_LIMIT_BYTES: int(1_048_576, 1024, 100 * 1_048_576),
   TRUST_PROXY: trustProxy,
+  ADMIN_TOKEN: optionalString.refine((value) => value === undefined || value.length >= 32, {
+    error: 'must be at least 32 characters (generate one with: openssl rand -base64 32)',
+  }),
+  ADMIN_TOKEN_FILE: optionalString,
+  AUDIT_FAILURE_FLUSH_S: int(60, 1, 3600),
   CORS_ORIGINS: corsOrigins,
 });
 
@@ -141,6 +146,9 @@ export interface Config {
   bodyLimitBytes: number;
   trustProxy: string[];
   corsOrigins: string[];
+  adminToken: string | undefined;
+  adminTokenFile: string | undefined;
+  auditFailureFlushMs: number;
 }
 
 /** Thrown when the environment is invalid; its message names every offending variable. */
@@ -168,6 +176,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(problems);
   }
   const e = parsed.data;
+  if (e.ADMIN_TOKEN !== undefined && e.ADMIN_TOKEN_FILE !== undefined) {
+    throw new ConfigError([{ variable: 'ADMIN_TOKEN_FILE', message: 'set either ADMIN_TOKEN or ADMIN_TOKEN_FILE, not both' }]);
+  }
   const publicHost = e.HOST === '0.0.0.0' || e.HOST === '::' ? 'localhost' : e.HOST;
   return {
     nodeEnv: e.NODE_ENV,
@@ -190,5 +201,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     trustProxy: e.TRUST_PROXY,
     corsOrigins: e.CORS_ORIGINS,
+    adminToken: e.ADMIN_TOKEN,
+    adminTokenFile: e.ADMIN_TOKEN_FILE,
+    auditFailureFlushMs: e.AUDIT_FAILURE_FLUSH_S * 1000,
   };
 }

@@ -13,9 +13,12 @@ export const backend = TEST_DATABASE_URL ? 'postgres' : 'embedded';
 
 type Env = Record<string, string | undefined>;
 
+export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdefghijklmnop';
+
 export function testConfig(env: Env = {}): Config {
   return loadConfig({
     NODE_ENV: 'test',
+    ADMIN_TOKEN,
     LOG_LEVEL: 'silent',
     DATABASE_URL: TEST_DATABASE_URL,
     DATA_DIR: 'memory://',
@@ -90,3 +93,32 @@ export function captureLogs(): CapturedLogs {
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+export const asAdmin = bearer(ADMIN_TOKEN);
+
+export const randomName = (prefix = 'org') => `${prefix}-${Math.random().toString(36).slice(2, 10)}`;
+
+export interface TestOrg {
+  id: string;
+  name: string;
+  slug: string;
+  adminKey: string;
+  adminKeyId: string;
+}
+
+/** A new organization with random names, created through the platform admin API. */
+export async function createOrg(app: FastifyInstance, name = randomName()): Promise<TestOrg> {
+  const res = await app.inject({ method: 'POST', url: '/api/v1/organizations', headers: asAdmin, payload: { name } });
+  if (res.statusCode !== 201) throw new Error(`createOrg: ${res.statusCode} ${res.body}`);
+  const body = res.json();
+  return { id: body.organization.id, name, slug: body.organization.slug, adminKey: body.api_key.key, adminKeyId: body.api_key.id };
+}
+
+/** A new API key of `role` in the organization of `adminKey`. */
+export async function createKey(app: FastifyInstance, adminKey: string, role: 'admin' | 'read_only', extra: Record<string, unknown> = {}) {
+  const res = await app.inject({ method: 'POST', url: '/api/v1/api-keys', headers: bearer(adminKey), payload: { name: randomName('key'), role, ...extra } });
+  if (res.statusCode !== 201) throw new Error(`createKey: ${res.statusCode} ${res.body}`);
+  const body = res.json();
+  return { id: body.api_key.id as string, key: body.api_key.key as string };
+}

@@ -1,22 +1,87 @@
-// `npm run cli -- <command>`: maintenance commands that run without the server.
+// `npm run cli -- <command>`: bootstrap and maintenance commands that run without the server,
+// against the configured database (the embedded one too, while no server holds DATA_DIR).
+import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config.js';
-import { openDatabase } from '../db/client.js';
+import { openDatabase, type Database } from '../db/client.js';
 import { applyMigrations, migrationStatus } from '../db/migrate.js';
+import { listOrganizations } from '../db/organizations.js';
+import { provisionOrganization, SlugTakenError } from '../db/provisioning.js';
 import { loadEnvFile } from '../env-file.js';
 
-const USAGE = `Usage: npm run cli -- <command>
+const USAGE = `Usage: npm run cli -- <command> [options]
 
 Commands:
-  migrate        apply pending database migrations and report the result
-  help           show this message
+  migrate                              apply pending database migrations
+  org create --name NAME [--slug SLUG] create an organization; prints its id and first admin API key (once)
+  org list [--json]                    list organizations
+  help                                 show this message
 `;
 
+class UsageError extends Error {}
+
+type Command = (database: Database, args: string[]) => Promise<number>;
+
+const commands: Record<string, Command> = {
+  async migrate(database) {
+    await applyMigrations(database);
+    const status = await migrationStatus(database.db);
+    process.stdout.write(`migrations applied: ${status.applied}, pending: ${status.pending} (${database.kind} database)\n`);
+    return 0;
+  },
+
+  async 'org create'(database, args) {
+    const { values } = parseArgs({ args, options: { name: { type: 'string' }, slug: { type: 'string' }, json: { type: 'boolean' } } });
+    const name = values.name?.trim();
+    if (!name) throw new UsageError('org create needs --name');
+    if (values.slug !== undefined && !/^[a-z0-9]+(?:-[a-z0-9]+)*$/.test(values.slug)) {
+      throw new UsageError('--slug must be lowercase letters, digits and single hyphens');
+    }
+    await applyMigrations(database);
+    const { organization, key, token } = await provisionOrganization(
+      database.db,
+      { name, slug: values.slug },
+      { actorType: 'system', actorId: 'cli', clientIp: null, requestId: null },
+    );
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ organization_id: organization.id, slug: organization.slug, api_key_id: key.id, api_key: token })}\n`);
+    } else {
+      process.stdout.write(
+        `organization: ${organization.id} (${organization.slug})\n` +
+          `admin API key: ${token}\n` +
+          'Store the key now: it is not shown again (only its hash is kept).\n',
+      );
+    }
+    return 0;
+  },
+
+  async 'org list'(database, args) {
+    const { values } = parseArgs({ args, options: { json: { type: 'boolean' } } });
+    const rows = [];
+    let after: string | undefined;
+    do {
+      const page = await listOrganizations(database.db, { limit: 100, after });
+      rows.push(...page.data);
+      after = page.data.at(-1)?.id;
+      if (!page.nextCursor) break;
+    } while (after);
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify(rows.map((org) => ({ id: org.id, name: org.name, slug: org.slug, created_at: org.createdAt })))}\n`);
+    } else {
+      for (const org of rows) process.stdout.write(`${org.id}  ${org.slug}  ${org.name}\n`);
+    }
+    return 0;
+  },
+};
+
 async function main(argv: string[]): Promise<number> {
-  const [command] = argv;
-  if (command === undefined || command === 'help' || command === '--help') {
+  if (argv.length === 0 || argv[0] === 'help' || argv[0] === '--help') {
     process.stdout.write(USAGE);
-    return command === undefined ? 2 : 0;
+    return argv.length === 0 ? 2 : 0;
   }
+  const twoWords = `${argv[0]} ${argv[1] ?? ''}`;
+  const [name, args] = twoWords in commands ? [twoWords, argv.slice(2)] : [argv[0]!, argv.slice(1)];
+  const command = commands[name];
+  if (!command) throw new UsageError(`unknown command: ${argv.join(' ')}`);
   loadEnvFile();
   const config = loadConfig(process.env);
   const database = await openDatabase({
@@ -26,17 +91,7 @@ async function main(argv: string[]): Promise<number> {
     dataDir: config.dataDir,
   });
   try {
-    switch (command) {
-      case 'migrate': {
-        await applyMigrations(database);
-        const status = await migrationStatus(database.db);
-        process.stdout.write(`migrations applied: ${status.applied}, pending: ${status.pending} (${database.kind} database)\n`);
-        return 0;
-      }
-      default:
-        process.stderr.write(`Unknown command: ${command}\n\n${USAGE}`);
-        return 2;
-    }
+    return await command(database, args);
   } finally {
     await database.close();
   }
@@ -45,7 +100,14 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    const message = err instanceof ConfigError ? err.message : `error: ${err instanceof Error ? err.message : String(err)}`;
+    if (err instanceof UsageError) {
+      process.stderr.write(`error: ${err.message}\n\n${USAGE}`);
+      process.exit(2);
+    }
+    const message =
+      err instanceof ConfigError || err instanceof SlugTakenError
+        ? err.message
+        : `error: ${err instanceof Error ? err.message : String(err)}`;
     process.stderr.write(`${message}\n`);
     process.exit(1);
   },

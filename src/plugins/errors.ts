@@ -56,14 +56,25 @@ const FASTIFY_CODES: Record<string, ProblemCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
 };
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every registered method and path (HEAD included), e.g. for route-coverage tests and docs. */
+    knownRoutes: ReadonlyArray<{ method: string; url: string }>;
+  }
+}
+
 export default fp(
   async (app) => {
     // A second router with every registered path, so an unknown method on a known path is a 405.
     const known = FindMyWay();
+    const list: { method: string; url: string }[] = [];
+    app.decorate('knownRoutes', list);
     app.addHook('onRoute', (route) => {
       const methods = Array.isArray(route.method) ? route.method : [route.method];
       for (const method of methods) {
-        if (!known.hasRoute(method as 'GET', route.url)) known.on(method as 'GET', route.url, () => {});
+        if (known.hasRoute(method as 'GET', route.url)) continue;
+        known.on(method as 'GET', route.url, () => {});
+        list.push({ method, url: route.url });
       }
     });
 

@@ -1,4 +1,4 @@
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import t, { type Test } from 'tap';
 import { createLogger } from '../../src/logger.js';
 import requestLogPlugin from '../../src/plugins/request-log.js';
@@ -7,7 +7,7 @@ import { captureLogs, sleep, testConfig } from '../helper.js';
 // The request-log plugin on its own, with a route that is slow on purpose.
 async function appWithSlowRoute(t: Test, env: Record<string, string>) {
   const logs = captureLogs();
-  const app = Fastify({ loggerInstance: createLogger({ level: 'info', format: 'json', destination: logs.destination }), disableRequestLogging: true, requestIdLogLabel: 'request_id' });
+  const app = Fastify({ loggerInstance: createLogger({ level: 'info', format: 'json', destination: logs.destination }), logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }) });
   await app.register(requestLogPlugin, { config: testConfig(env) });
   app.get('/slow', async () => {
     await sleep(60);

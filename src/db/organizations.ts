@@ -1,0 +1,33 @@
+// Organizations (tenants). Only the platform admin lists, creates and deletes them.
+import { and, desc, eq } from 'drizzle-orm';
+import type { DbOrTx } from './client.js';
+import { afterCursor, toPage, type Page } from './pagination.js';
+import { organizations } from './schema.js';
+
+export type Organization = typeof organizations.$inferSelect;
+
+export async function createOrganization(db: DbOrTx, input: { name: string; slug: string }): Promise<Organization | null> {
+  const rows = await db.insert(organizations).values(input).onConflictDoNothing({ target: organizations.slug }).returning();
+  return rows[0] ?? null;
+}
+
+export async function getOrganization(db: DbOrTx, id: string): Promise<Organization | null> {
+  const rows = await db.select().from(organizations).where(eq(organizations.id, id)).limit(1);
+  return rows[0] ?? null;
+}
+
+export async function listOrganizations(db: DbOrTx, page: Page) {
+  const rows = await db
+    .select()
+    .from(organizations)
+    .where(and(afterCursor(organizations.id, page)))
+    .orderBy(desc(organizations.id))
+    .limit(page.limit + 1);
+  return toPage(rows, page);
+}
+
+/** Deletes the organization and, through ON DELETE CASCADE, everything it owns. */
+export async function deleteOrganization(db: DbOrTx, id: string): Promise<boolean> {
+  const rows = await db.delete(organizations).where(eq(organizations.id, id)).returning({ id: organizations.id });
+  return rows.length > 0;
+}

@@ -1,0 +1,153 @@
+// Authentication of operators: the platform admin token and organization API keys. Route plugins
+// protect their area with `onRequest: app.authenticateApiKey` (or authenticatePlatformAdmin) and
+// writes with `preHandler: requireRole('admin')`.
+import fp from 'fastify-plugin';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { AdminTokenError, adminTokenSource } from '../admin-token.js';
+import type { Config } from '../config.js';
+import { parseToken, safeEqual, tokenHint, verifySecret } from '../crypto/tokens.js';
+import { findApiKeyByPublicId, touchApiKey, type ApiKey, type ApiKeyRole } from '../db/api-keys.js';
+import { API_KEY_PREFIX } from '../db/provisioning.js';
+import { AppError } from '../errors.js';
+
+export { API_KEY_PREFIX } from '../db/provisioning.js';
+
+export type Principal =
+  | { type: 'platform_admin' }
+  | {
+      type: 'api_key';
+      organizationId: string;
+      organizationName: string;
+      keyId: string;
+      publicId: string;
+      role: ApiKeyRole;
+    };
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+  interface FastifyInstance {
+    authenticateApiKey(request: FastifyRequest, reply: FastifyReply): Promise<void>;
+    authenticatePlatformAdmin(request: FastifyRequest, reply: FastifyReply): Promise<void>;
+  }
+}
+
+const CHALLENGE = { 'www-authenticate': 'Bearer realm="switchboard"' };
+
+/** One answer for every bad credential, so a caller cannot tell a missing key from a revoked one. */
+const unauthorized = () => new AppError('unauthorized', { detail: 'A valid API key is required', headers: CHALLENGE });
+
+export function bearerToken(request: FastifyRequest): string | null {
+  const header = request.headers.authorization;
+  if (typeof header !== 'string') return null;
+  const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+  return match?.[1] ?? null;
+}
+
+/** The organization of an API-key principal; routes behind authenticateApiKey always have one. */
+export function organizationOf(request: FastifyRequest): string {
+  if (request.principal?.type !== 'api_key') throw unauthorized();
+  return request.principal.organizationId;
+}
+
+export function requireRole(role: ApiKeyRole) {
+  return async (request: FastifyRequest) => {
+    const principal = request.principal;
+    if (principal?.type !== 'api_key') throw unauthorized();
+    if (role === 'admin' && principal.role !== 'admin') {
+      throw new AppError('forbidden', { detail: 'This API key is read-only; an admin key is required' });
+    }
+  };
+}
+
+function rejectionReason(presented: string | null, parsed: { secret: string } | null, key: ApiKey | undefined): string | null {
+  if (presented === null) return 'missing_credentials';
+  if (parsed === null) return 'malformed_key';
+  if (!key) return 'unknown_key';
+  if (!verifySecret(parsed.secret, key.secretHash)) return 'invalid_secret';
+  if (key.revokedAt) return 'revoked_key';
+  if (key.expiresAt && key.expiresAt.getTime() <= Date.now()) return 'expired_key';
+  return null;
+}
+
+/** How often one instance writes a key's last_used_at (the SQL also skips writes within a minute). */
+const TOUCH_INTERVAL_MS = 60_000;
+
+export default fp<{ config: Config }>(
+  async (app, { config }) => {
+    const adminToken = adminTokenSource({ token: config.adminToken, file: config.adminTokenFile });
+    // A file that is missing or too short at start-up is a configuration error.
+    try {
+      await adminToken.current();
+    } catch (err) {
+      throw err instanceof AdminTokenError ? err : new AdminTokenError(String(err));
+    }
+    const lastTouched = new Map<string, number>();
+
+    app.decorateRequest('principal', null);
+
+    app.decorate('authenticatePlatformAdmin', async (request: FastifyRequest) => {
+      let expected: string | null;
+      try {
+        expected = await adminToken.current();
+      } catch (err) {
+        request.log.error({ err }, 'platform admin token unavailable');
+        throw new AppError('admin_not_configured', { detail: 'The platform admin token file cannot be used; see the server log' });
+      }
+      if (expected === null) {
+        throw new AppError('admin_not_configured', { detail: 'Set ADMIN_TOKEN or ADMIN_TOKEN_FILE to use the platform admin API' });
+      }
+      const presented = bearerToken(request);
+      if (presented === null || !safeEqual(presented, expected)) {
+        app.auditFailures.add({
+          organizationId: null,
+          action: 'auth.failed',
+          clientIp: request.ip,
+          credentialId: null,
+          reason: presented === null ? 'missing_credentials' : 'invalid_admin_token',
+          requestId: request.id,
+        });
+        request.log.warn({ hint: presented ? tokenHint(presented) : null }, 'platform admin authentication failed');
+        throw new AppError('unauthorized', { detail: 'The platform admin token is required', headers: CHALLENGE });
+      }
+      request.principal = { type: 'platform_admin' };
+    });
+
+    app.decorate('authenticateApiKey', async (request: FastifyRequest) => {
+      const presented = bearerToken(request);
+      const parsed = presented === null ? null : parseToken(API_KEY_PREFIX, presented);
+      const found = parsed ? await findApiKeyByPublicId(app.db, parsed.publicId) : null;
+      const key = found?.key;
+      const reason = rejectionReason(presented, parsed, key);
+      if (reason !== null || !found || !key) {
+        app.auditFailures.add({
+          // Attempts on a real key id show up in that organization's audit log; others in the platform's.
+          organizationId: found?.organization.id ?? null,
+          action: 'auth.failed',
+          clientIp: request.ip,
+          credentialId: parsed?.publicId ?? null,
+          reason: reason ?? 'unknown_key',
+          requestId: request.id,
+        });
+        request.log.warn({ key_id: parsed?.publicId ?? null, hint: presented ? tokenHint(presented) : null, reason }, 'API key authentication failed');
+        throw unauthorized();
+      }
+      request.principal = {
+        type: 'api_key',
+        organizationId: found.organization.id,
+        organizationName: found.organization.name,
+        keyId: key.id,
+        publicId: key.publicId,
+        role: key.role,
+      };
+      const now = Date.now();
+      if (now - (lastTouched.get(key.id) ?? 0) >= TOUCH_INTERVAL_MS) {
+        lastTouched.set(key.id, now);
+        if (lastTouched.size > 10_000) lastTouched.clear();
+        touchApiKey(app.db, key.id).catch((err: unknown) => request.log.warn({ err }, 'could not record API key use'));
+      }
+    });
+  },
+  { name: 'auth', dependencies: ['database', 'audit'] },
+);

@@ -1,0 +1,45 @@
+// Schemas shared by every route area: ids, pagination, timestamps.
+import { z } from 'zod';
+import { decodeCursor } from '../db/pagination.js';
+
+export const IdParams = z.strictObject({ id: z.uuid({ error: 'must be a UUID' }) });
+
+export const PageQueryShape = {
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: z
+    .string()
+    .max(200)
+    .optional()
+    .transform((cursor, ctx) => {
+      if (cursor === undefined) return undefined;
+      const id = decodeCursor(cursor);
+      if (id === null) {
+        ctx.addIssue({ code: 'custom', message: 'is not a cursor returned by this API' });
+        return z.NEVER;
+      }
+      return id;
+    }),
+};
+
+export const PageQuery = z.strictObject(PageQueryShape);
+
+/** Query to data-layer page. */
+export const toPage = (query: { limit: number; cursor?: string | undefined }) => ({ limit: query.limit, after: query.cursor });
+
+export const Timestamp = z.iso.datetime({ offset: true });
+export const NullableTimestamp = Timestamp.nullable();
+
+export const iso = (date: Date): string => date.toISOString();
+export const isoOrNull = (date: Date | null): string | null => (date ? date.toISOString() : null);
+
+export function listOf<T extends z.ZodType>(item: T) {
+  return z.object({ data: z.array(item), next_cursor: z.string().nullable() });
+}
+
+/** A name as people type it: trimmed, non-empty, bounded, no control characters. */
+export const Name = z
+  .string()
+  .trim()
+  .min(1)
+  .max(200)
+  .regex(/^[^\p{Cc}]*$/u, { error: 'must not contain control characters' });

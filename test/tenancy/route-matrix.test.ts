@@ -1,0 +1,199 @@
+// The route × principal matrix, generated from the routes the app registered: a new route without
+// a rule here fails this test. For each organization route: no key → 401, another tenant's admin
+// key → 404 on this tenant's ids, read_only → 403 on writes and 200 on reads, admin → success.
+// Every route that takes input also lists bad inputs that must be answered 400.
+import t from 'tap';
+import type { FastifyInstance } from 'fastify';
+import { asAdmin, bearer, build, createKey, createOrg, type TestOrg } from '../helper.js';
+
+interface Ctx {
+  app: FastifyInstance;
+  a: TestOrg;
+  b: TestOrg;
+  aReadOnly: { id: string; key: string };
+  aSpare: { id: string; key: string };
+}
+
+interface Req {
+  url: string;
+  payload?: unknown;
+}
+
+interface Rule {
+  auth: 'public' | 'platform' | 'org';
+  /** Role an organization key needs. */
+  role?: 'admin' | 'read_only';
+  /** Does the path name a resource of the caller's tenant (so another tenant must get 404)? */
+  tenantId?: boolean;
+  ok: (ctx: Ctx) => Promise<Req> | Req;
+  okStatus: number;
+  invalid?: (ctx: Ctx) => Req[];
+}
+
+const SQLISH = "1' OR '1'='1";
+const LONG = 'x'.repeat(10_000);
+
+const RULES: Record<string, Rule> = {
+  'GET /healthz': { auth: 'public', ok: () => ({ url: '/healthz' }), okStatus: 200 },
+  'GET /readyz': { auth: 'public', ok: () => ({ url: '/readyz' }), okStatus: 200 },
+  'POST /api/v1/organizations': {
+    auth: 'platform',
+    ok: () => ({ url: '/api/v1/organizations', payload: { name: 'matrix org' } }),
+    okStatus: 201,
+    invalid: () => [
+      { url: '/api/v1/organizations', payload: {} },
+      { url: '/api/v1/organizations', payload: { name: 42 } },
+      { url: '/api/v1/organizations', payload: { name: LONG } },
+      { url: '/api/v1/organizations', payload: { name: 'x', admin: true } },
+      { url: '/api/v1/organizations', payload: { name: 'x', slug: SQLISH } },
+      { url: '/api/v1/organizations', payload: { name: 'x', slug: 'Upper-Case' } },
+      { url: '/api/v1/organizations', payload: { name: 'bell\u0007' } },
+      { url: '/api/v1/organizations', payload: ['name'] },
+    ],
+  },
+  'GET /api/v1/organizations': {
+    auth: 'platform',
+    ok: () => ({ url: '/api/v1/organizations?limit=5' }),
+    okStatus: 200,
+    invalid: () => [
+      { url: '/api/v1/organizations?limit=0' },
+      { url: '/api/v1/organizations?limit=abc' },
+      { url: '/api/v1/organizations?limit=1000' },
+      { url: `/api/v1/organizations?cursor=${encodeURIComponent(SQLISH)}` },
+      { url: '/api/v1/organizations?unknown=1' },
+    ],
+  },
+  'GET /api/v1/organizations/:id': {
+    auth: 'platform',
+    ok: (ctx) => ({ url: `/api/v1/organizations/${ctx.a.id}` }),
+    okStatus: 200,
+    invalid: () => [{ url: '/api/v1/organizations/not-a-uuid' }, { url: `/api/v1/organizations/${encodeURIComponent(SQLISH)}` }],
+  },
+  'DELETE /api/v1/organizations/:id': {
+    auth: 'platform',
+    ok: async (ctx) => ({ url: `/api/v1/organizations/${(await createOrg(ctx.app)).id}` }),
+    okStatus: 204,
+    invalid: () => [{ url: '/api/v1/organizations/123' }],
+  },
+  'GET /api/v1/organization': { auth: 'org', role: 'read_only', ok: () => ({ url: '/api/v1/organization' }), okStatus: 200 },
+  'POST /api/v1/api-keys': {
+    auth: 'org',
+    role: 'admin',
+    ok: () => ({ url: '/api/v1/api-keys', payload: { name: 'matrix', role: 'read_only' } }),
+    okStatus: 201,
+    invalid: () => [
+      { url: '/api/v1/api-keys', payload: { name: 'x' } },
+      { url: '/api/v1/api-keys', payload: { name: 'x', role: 'owner' } },
+      { url: '/api/v1/api-keys', payload: { name: 'x', role: 'admin', expires_at: 'tomorrow' } },
+      { url: '/api/v1/api-keys', payload: { name: 'x', role: 'admin', expires_at: '2001-01-01T00:00:00Z' } },
+      { url: '/api/v1/api-keys', payload: { name: LONG, role: 'admin' } },
+      { url: '/api/v1/api-keys', payload: { name: 'x', role: 'admin', organization_id: '00000000-0000-0000-0000-000000000000' } },
+    ],
+  },
+  'GET /api/v1/api-keys': {
+    auth: 'org',
+    role: 'read_only',
+    ok: () => ({ url: '/api/v1/api-keys' }),
+    okStatus: 200,
+    invalid: () => [{ url: '/api/v1/api-keys?limit=-1' }, { url: '/api/v1/api-keys?cursor=abc' }],
+  },
+  'GET /api/v1/api-keys/:id': {
+    auth: 'org',
+    role: 'read_only',
+    tenantId: true,
+    ok: (ctx) => ({ url: `/api/v1/api-keys/${ctx.aSpare.id}` }),
+    okStatus: 200,
+    invalid: () => [{ url: `/api/v1/api-keys/${encodeURIComponent(SQLISH)}` }],
+  },
+  'DELETE /api/v1/api-keys/:id': {
+    auth: 'org',
+    role: 'admin',
+    tenantId: true,
+    ok: (ctx) => ({ url: `/api/v1/api-keys/${ctx.aSpare.id}` }),
+    okStatus: 204,
+    invalid: () => [{ url: '/api/v1/api-keys/0' }],
+  },
+  'GET /api/v1/audit-events': {
+    auth: 'org',
+    role: 'admin',
+    ok: () => ({ url: '/api/v1/audit-events?action=api_key.created&actor_type=api_key' }),
+    okStatus: 200,
+    invalid: () => [
+      { url: '/api/v1/audit-events?actor_type=root' },
+      { url: `/api/v1/audit-events?action=${encodeURIComponent(SQLISH)}` },
+      { url: '/api/v1/audit-events?since=yesterday' },
+      { url: '/api/v1/audit-events?since=2030-01-01T00:00:00Z&until=2020-01-01T00:00:00Z' },
+    ],
+  },
+};
+
+t.test('every registered route has a rule, and every rule a route', async (t) => {
+  const app = await build(t);
+  const registered = new Set(app.knownRoutes.filter((route) => route.method !== 'HEAD').map((route) => `${route.method} ${route.url}`));
+  for (const route of registered) t.ok(RULES[route], `rule for ${route}`);
+  for (const rule of Object.keys(RULES)) t.ok(registered.has(rule), `route for rule ${rule}`);
+});
+
+async function context(app: FastifyInstance): Promise<Ctx> {
+  const a = await createOrg(app);
+  const b = await createOrg(app);
+  return { app, a, b, aReadOnly: await createKey(app, a.adminKey, 'read_only'), aSpare: await createKey(app, a.adminKey, 'read_only') };
+}
+
+for (const [route, rule] of Object.entries(RULES)) {
+  const method = route.split(' ')[0] as 'GET' | 'POST' | 'DELETE';
+  t.test(route, async (t) => {
+    const app = await build(t);
+    const ctx = await context(app);
+    const send = async (req: Req, headers: Record<string, string>) =>
+      app.inject({ method, url: req.url, headers, ...(req.payload !== undefined ? { payload: req.payload as object } : {}) });
+
+    if (rule.auth !== 'public') {
+      const none = await send(await rule.ok(ctx), {});
+      t.equal(none.statusCode, 401, 'no credentials → 401');
+      t.equal(none.json().code, 'unauthorized');
+    }
+    if (rule.auth === 'platform') {
+      t.equal((await send(await rule.ok(ctx), bearer(ctx.a.adminKey))).statusCode, 401, 'an organization key → 401');
+    }
+    if (rule.auth === 'org') {
+      t.equal((await send(await rule.ok(ctx), asAdmin)).statusCode, 401, 'the platform admin token → 401');
+      if (rule.tenantId) {
+        const other = await send(await rule.ok(ctx), bearer(ctx.b.adminKey));
+        t.equal(other.statusCode, 404, "another tenant's admin key → 404");
+        t.equal(other.json().code, 'not_found');
+      }
+      const readOnly = await send(await rule.ok(ctx), bearer(ctx.aReadOnly.key));
+      if (rule.role === 'admin') {
+        t.equal(readOnly.statusCode, 403, 'read_only key → 403');
+        t.equal(readOnly.json().code, 'forbidden');
+      } else {
+        t.equal(readOnly.statusCode, rule.okStatus, 'read_only key → success');
+      }
+    }
+    const credentials = rule.auth === 'platform' ? asAdmin : rule.auth === 'org' ? bearer(ctx.a.adminKey) : {};
+    const ok = await send(await rule.ok(ctx), credentials);
+    t.equal(ok.statusCode, rule.okStatus, `authorized → ${rule.okStatus}`);
+    for (const bad of rule.invalid?.(ctx) ?? []) {
+      const res = await send(bad, credentials);
+      t.equal(res.statusCode, 400, `400 for ${bad.url} ${JSON.stringify(bad.payload ?? '').slice(0, 60)}`);
+      t.match(String(res.headers['content-type']), 'application/problem+json');
+      t.match(res.json().code, /^(validation_failed|invalid_json)$/);
+    }
+  });
+}
+
+t.test('a body over BODY_LIMIT_BYTES on a real route answers 413; malformed JSON 400', async (t) => {
+  const app = await build(t);
+  const big = await app.inject({
+    method: 'POST',
+    url: '/api/v1/organizations',
+    headers: { ...asAdmin, 'content-type': 'application/json' },
+    payload: JSON.stringify({ name: 'x'.repeat(1_100_000) }),
+  });
+  t.equal(big.statusCode, 413);
+  t.equal(big.json().code, 'payload_too_large');
+  const broken = await app.inject({ method: 'POST', url: '/api/v1/organizations', headers: { ...asAdmin, 'content-type': 'application/json' }, payload: '{"name": "x"' });
+  t.equal(broken.statusCode, 400);
+  t.equal(broken.json().code, 'invalid_json');
+});
