@@ -9,7 +9,11 @@ import { createLogger } from './logger.js';
 import databasePlugin from './plugins/database.js';
 import errorsPlugin from './plugins/errors.js';
 import httpPlugin, { requestId } from './plugins/http.js';
+import rateLimitPlugin from './plugins/rate-limit.js';
 import requestLogPlugin from './plugins/request-log.js';
+import agentRoutes from './routes/agent/index.js';
+import agentsRoutes from './routes/agents/index.js';
+import agentAuthPlugin from './plugins/agent-auth.js';
 import auditPlugin from './plugins/audit.js';
 import authPlugin from './plugins/auth.js';
 import apiKeyRoutes from './routes/api-keys/index.js';
@@ -51,7 +55,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(databasePlugin, { config, database: options.database });
 
   await app.register(auditPlugin, { flushIntervalMs: config.auditFailureFlushMs });
+  await app.register(rateLimitPlugin, { config });
   await app.register(authPlugin, { config });
+  await app.register(agentAuthPlugin, { config });
 
   await app.register(healthRoutes, { readinessTimeoutMs: config.readinessTimeoutMs });
   await app.register(
@@ -60,6 +66,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       await api.register(organizationRoutes, { prefix: '/organization' });
       await api.register(apiKeyRoutes, { prefix: '/api-keys' });
       await api.register(auditEventRoutes, { prefix: '/audit-events' });
+      await api.register(agentsRoutes, { prefix: '/agents', offlineAfterS: config.agentOfflineAfterS });
+      await api.register(agentRoutes, { prefix: '/agent' });
     },
     { prefix: '/api/v1' },
   );

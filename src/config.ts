@@ -120,6 +120,14 @@ export const EnvSchema = z.object({
   }),
   ADMIN_TOKEN_FILE: optionalString,
   AUDIT_FAILURE_FLUSH_S: int(60, 1, 3600),
+  REDIS_URL: optionalString.refine((value) => value === undefined || /^rediss?:\/\//.test(value), {
+    error: 'must be a redis:// or rediss:// URL',
+  }),
+  RATE_LIMIT_AGENT_AUTH_MAX: int(20, 1, 1_000_000),
+  RATE_LIMIT_AGENT_AUTH_WINDOW_S: int(60, 1, 86_400),
+  RATE_LIMIT_AGENT_MAX: int(600, 1, 10_000_000),
+  RATE_LIMIT_AGENT_WINDOW_S: int(60, 1, 86_400),
+  AGENT_OFFLINE_AFTER_S: int(120, 5, 86_400),
   CORS_ORIGINS: corsOrigins,
 });
 
@@ -149,6 +157,12 @@ export interface Config {
   adminToken: string | undefined;
   adminTokenFile: string | undefined;
   auditFailureFlushMs: number;
+  redisUrl: string | undefined;
+  rateLimitAgentAuthMax: number;
+  rateLimitAgentAuthWindowS: number;
+  rateLimitAgentMax: number;
+  rateLimitAgentWindowS: number;
+  agentOfflineAfterS: number;
 }
 
 /** Thrown when the environment is invalid; its message names every offending variable. */
@@ -204,5 +218,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     adminToken: e.ADMIN_TOKEN,
     adminTokenFile: e.ADMIN_TOKEN_FILE,
     auditFailureFlushMs: e.AUDIT_FAILURE_FLUSH_S * 1000,
+    redisUrl: e.REDIS_URL,
+    rateLimitAgentAuthMax: e.RATE_LIMIT_AGENT_AUTH_MAX,
+    rateLimitAgentAuthWindowS: e.RATE_LIMIT_AGENT_AUTH_WINDOW_S,
+    rateLimitAgentMax: e.RATE_LIMIT_AGENT_MAX,
+    rateLimitAgentWindowS: e.RATE_LIMIT_AGENT_WINDOW_S,
+    agentOfflineAfterS: e.AGENT_OFFLINE_AFTER_S,
   };
 }

@@ -7,6 +7,7 @@ export const PROBLEMS = {
   bad_request: { status: 400, title: 'Bad request' },
   unauthorized: { status: 401, title: 'Authentication required' },
   forbidden: { status: 403, title: 'Forbidden' },
+  agent_disabled: { status: 403, title: 'Agent disabled' },
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   conflict: { status: 409, title: 'Conflict' },

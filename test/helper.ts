@@ -122,3 +122,20 @@ export async function createKey(app: FastifyInstance, adminKey: string, role: 'a
   const body = res.json();
   return { id: body.api_key.id as string, key: body.api_key.key as string };
 }
+
+/** A new agent in the organization of `adminKey`, with its token. */
+export async function createAgent(app: FastifyInstance, adminKey: string, body: Record<string, unknown> = {}) {
+  const res = await app.inject({ method: 'POST', url: '/api/v1/agents', headers: bearer(adminKey), payload: { name: randomName('agent'), ...body } });
+  if (res.statusCode !== 201) throw new Error(`createAgent: ${res.statusCode} ${res.body}`);
+  const json = res.json();
+  return { id: json.agent.id as string, token: json.token as string };
+}
+
+export const asAgent = (token: string) => ({ 'x-agent-token': token });
+
+/** A random address in TEST-NET-2, so rate-limit buckets of parallel tests never meet. */
+export const randomIp = () => `198.51.100.${1 + Math.floor(Math.random() * 254)}`;
+export const randomIpv6 = () => `2001:db8::${Math.floor(Math.random() * 0xffff).toString(16)}:${Math.floor(Math.random() * 0xffff).toString(16)}`;
+
+/** A Redis server for shared rate-limit tests (CI sets it); those tests are skipped without it. */
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL || undefined;

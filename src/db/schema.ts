@@ -1,7 +1,7 @@
 // Table definitions. drizzle-kit reads this file to generate the SQL migrations in drizzle/.
 // Every tenant-owned table has organization_id (FK, cascade on delete) first in its indexes.
 import { sql } from 'drizzle-orm';
-import { bigint, index, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, boolean, index, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { uuidv7 } from './ids.js';
 
 const id = () => uuid('id').primaryKey().$defaultFn(uuidv7);
@@ -63,5 +63,48 @@ export const auditEvents = pgTable(
   (t) => [
     index('audit_events_organization_id_id_idx').on(t.organizationId, t.id),
     index('audit_events_organization_id_action_id_idx').on(t.organizationId, t.action, t.id),
+  ],
+);
+
+export const agents = pgTable(
+  'agents',
+  {
+    id: id(),
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    description: text('description'),
+    metadata: jsonb('metadata').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    disabled: boolean('disabled').notNull().default(false),
+    lastSeenAt: at('last_seen_at'),
+    statusDetail: text('status_detail'),
+    version: text('version'),
+    createdAt: at('created_at').notNull().defaultNow(),
+    updatedAt: at('updated_at').notNull().defaultNow(),
+  },
+  (t) => [index('agents_organization_id_id_idx').on(t.organizationId, t.id)],
+);
+
+/** An agent's tokens: normally one; during a rotation grace period, also the previous one. */
+export const agentTokens = pgTable(
+  'agent_tokens',
+  {
+    id: id(),
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    agentId: uuid('agent_id')
+      .notNull()
+      .references(() => agents.id, { onDelete: 'cascade' }),
+    publicId: text('public_id').notNull(),
+    secretHash: text('secret_hash').notNull(),
+    createdAt: at('created_at').notNull().defaultNow(),
+    // Null while current; set when a rotation with a grace period retires it.
+    expiresAt: at('expires_at'),
+  },
+  (t) => [
+    uniqueIndex('agent_tokens_public_id_idx').on(t.publicId),
+    index('agent_tokens_organization_id_agent_id_idx').on(t.organizationId, t.agentId),
   ],
 );

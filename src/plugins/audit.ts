@@ -14,6 +14,7 @@ export function actorOf(request: FastifyRequest): AuditActor {
   const principal = request.principal;
   const base = { clientIp: request.ip, requestId: request.id };
   if (principal?.type === 'api_key') return { ...base, actorType: 'api_key', actorId: principal.keyId };
+  if (principal?.type === 'agent') return { ...base, actorType: 'agent', actorId: principal.agentId };
   if (principal?.type === 'platform_admin') return { ...base, actorType: 'platform_admin', actorId: null };
   return { ...base, actorType: 'anonymous', actorId: null };
 }
@@ -21,7 +22,8 @@ export function actorOf(request: FastifyRequest): AuditActor {
 /** An audit row for `input`, attributed to the request's principal and, by default, its organization. */
 export function auditEvent(request: FastifyRequest, input: AuditInput, organizationId?: string | null): NewAuditEvent {
   const principal = request.principal;
-  const organization = organizationId !== undefined ? organizationId : principal?.type === 'api_key' ? principal.organizationId : null;
+  const organization =
+    organizationId !== undefined ? organizationId : principal && principal.type !== 'platform_admin' ? principal.organizationId : null;
   return auditRow(actorOf(request), organization, input);
 }
 

@@ -21,6 +21,14 @@ export type Principal =
       keyId: string;
       publicId: string;
       role: ApiKeyRole;
+    }
+  | {
+      type: 'agent';
+      organizationId: string;
+      organizationName: string;
+      agentId: string;
+      agentName: string;
+      tokenId: string;
     };
 
 declare module 'fastify' {

@@ -43,3 +43,6 @@ export const Name = z
   .min(1)
   .max(200)
   .regex(/^[^\p{Cc}]*$/u, { error: 'must not contain control characters' });
+
+/** A JSON body that may be left out entirely (Fastify then passes null). */
+export const optionalBody = <T extends z.ZodType>(schema: T) => z.preprocess((value) => value ?? {}, schema);

@@ -4,7 +4,7 @@
 // Every route that takes input also lists bad inputs that must be answered 400.
 import t from 'tap';
 import type { FastifyInstance } from 'fastify';
-import { asAdmin, bearer, build, createKey, createOrg, type TestOrg } from '../helper.js';
+import { asAdmin, asAgent, bearer, build, createAgent, createKey, createOrg, randomIpv6, type TestOrg } from '../helper.js';
 
 interface Ctx {
   app: FastifyInstance;
@@ -12,6 +12,7 @@ interface Ctx {
   b: TestOrg;
   aReadOnly: { id: string; key: string };
   aSpare: { id: string; key: string };
+  aAgent: { id: string; token: string };
 }
 
 interface Req {
@@ -20,7 +21,7 @@ interface Req {
 }
 
 interface Rule {
-  auth: 'public' | 'platform' | 'org';
+  auth: 'public' | 'platform' | 'org' | 'agent';
   /** Role an organization key needs. */
   role?: 'admin' | 'read_only';
   /** Does the path name a resource of the caller's tenant (so another tenant must get 404)? */
@@ -125,6 +126,78 @@ const RULES: Record<string, Rule> = {
       { url: '/api/v1/audit-events?since=2030-01-01T00:00:00Z&until=2020-01-01T00:00:00Z' },
     ],
   },
+  'POST /api/v1/agents': {
+    auth: 'org',
+    role: 'admin',
+    ok: () => ({ url: '/api/v1/agents', payload: { name: 'matrix agent', metadata: { a: 1 } } }),
+    okStatus: 201,
+    invalid: () => [
+      { url: '/api/v1/agents', payload: {} },
+      { url: '/api/v1/agents', payload: { name: ['x'] } },
+      { url: '/api/v1/agents', payload: { name: 'x', metadata: 'nope' } },
+      { url: '/api/v1/agents', payload: { name: 'x', metadata: { big: 'y'.repeat(20_000) } } },
+      { url: '/api/v1/agents', payload: { name: 'x', status: 'online' } },
+    ],
+  },
+  'GET /api/v1/agents': {
+    auth: 'org',
+    role: 'read_only',
+    ok: () => ({ url: '/api/v1/agents?status=pending' }),
+    okStatus: 200,
+    invalid: () => [{ url: '/api/v1/agents?status=sleeping' }, { url: `/api/v1/agents?status=${encodeURIComponent(SQLISH)}` }],
+  },
+  'GET /api/v1/agents/:id': {
+    auth: 'org',
+    role: 'read_only',
+    tenantId: true,
+    ok: (ctx) => ({ url: `/api/v1/agents/${ctx.aAgent.id}` }),
+    okStatus: 200,
+    invalid: () => [{ url: '/api/v1/agents/abc' }],
+  },
+  'PATCH /api/v1/agents/:id': {
+    auth: 'org',
+    role: 'admin',
+    tenantId: true,
+    ok: (ctx) => ({ url: `/api/v1/agents/${ctx.aAgent.id}`, payload: { description: 'patched' } }),
+    okStatus: 200,
+    invalid: (ctx) => [
+      { url: `/api/v1/agents/${ctx.aAgent.id}`, payload: {} },
+      { url: `/api/v1/agents/${ctx.aAgent.id}`, payload: { disabled: 'yes' } },
+      { url: `/api/v1/agents/${ctx.aAgent.id}`, payload: { organization_id: ctx.b.id } },
+      { url: '/api/v1/agents/1', payload: { name: 'x' } },
+    ],
+  },
+  'DELETE /api/v1/agents/:id': {
+    auth: 'org',
+    role: 'admin',
+    tenantId: true,
+    ok: (ctx) => ({ url: `/api/v1/agents/${ctx.aAgent.id}` }),
+    okStatus: 204,
+    invalid: () => [{ url: `/api/v1/agents/${encodeURIComponent(SQLISH)}` }],
+  },
+  'POST /api/v1/agents/:id/token': {
+    auth: 'org',
+    role: 'admin',
+    tenantId: true,
+    ok: (ctx) => ({ url: `/api/v1/agents/${ctx.aAgent.id}/token`, payload: { grace_seconds: 10 } }),
+    okStatus: 200,
+    invalid: (ctx) => [
+      { url: `/api/v1/agents/${ctx.aAgent.id}/token`, payload: { grace_seconds: -1 } },
+      { url: `/api/v1/agents/${ctx.aAgent.id}/token`, payload: { grace_seconds: 1.5 } },
+      { url: `/api/v1/agents/${ctx.aAgent.id}/token`, payload: { grace_seconds: '10' } },
+    ],
+  },
+  'POST /api/v1/agent/auth': { auth: 'agent', ok: () => ({ url: '/api/v1/agent/auth' }), okStatus: 200 },
+  'POST /api/v1/agent/heartbeat': {
+    auth: 'agent',
+    ok: () => ({ url: '/api/v1/agent/heartbeat', payload: { status_detail: 'ok' } }),
+    okStatus: 200,
+    invalid: () => [
+      { url: '/api/v1/agent/heartbeat', payload: { status_detail: 5 } },
+      { url: '/api/v1/agent/heartbeat', payload: { status: 'online' } },
+      { url: '/api/v1/agent/heartbeat', payload: { version: 'v'.repeat(500) } },
+    ],
+  },
 };
 
 t.test('every registered route has a rule, and every rule a route', async (t) => {
@@ -137,16 +210,25 @@ t.test('every registered route has a rule, and every rule a route', async (t) =>
 async function context(app: FastifyInstance): Promise<Ctx> {
   const a = await createOrg(app);
   const b = await createOrg(app);
-  return { app, a, b, aReadOnly: await createKey(app, a.adminKey, 'read_only'), aSpare: await createKey(app, a.adminKey, 'read_only') };
+  return {
+    app,
+    a,
+    b,
+    aReadOnly: await createKey(app, a.adminKey, 'read_only'),
+    aSpare: await createKey(app, a.adminKey, 'read_only'),
+    aAgent: await createAgent(app, a.adminKey),
+  };
 }
 
 for (const [route, rule] of Object.entries(RULES)) {
-  const method = route.split(' ')[0] as 'GET' | 'POST' | 'DELETE';
+  const method = route.split(' ')[0] as 'GET' | 'POST' | 'PATCH' | 'DELETE';
   t.test(route, async (t) => {
     const app = await build(t);
     const ctx = await context(app);
+    // One address per route test, so agent-auth limits of one case never affect another.
+    const remoteAddress = randomIpv6();
     const send = async (req: Req, headers: Record<string, string>) =>
-      app.inject({ method, url: req.url, headers, ...(req.payload !== undefined ? { payload: req.payload as object } : {}) });
+      app.inject({ method, url: req.url, headers, remoteAddress, ...(req.payload !== undefined ? { payload: req.payload as object } : {}) });
 
     if (rule.auth !== 'public') {
       const none = await send(await rule.ok(ctx), {});
@@ -171,7 +253,12 @@ for (const [route, rule] of Object.entries(RULES)) {
         t.equal(readOnly.statusCode, rule.okStatus, 'read_only key → success');
       }
     }
-    const credentials = rule.auth === 'platform' ? asAdmin : rule.auth === 'org' ? bearer(ctx.a.adminKey) : {};
+    if (rule.auth === 'agent') {
+      t.equal((await send(await rule.ok(ctx), bearer(ctx.a.adminKey))).statusCode, 401, 'an operator key → 401');
+      t.equal((await send(await rule.ok(ctx), asAdmin)).statusCode, 401, 'the platform admin token → 401');
+    }
+    const credentials =
+      rule.auth === 'platform' ? asAdmin : rule.auth === 'org' ? bearer(ctx.a.adminKey) : rule.auth === 'agent' ? asAgent(ctx.aAgent.token) : {};
     const ok = await send(await rule.ok(ctx), credentials);
     t.equal(ok.statusCode, rule.okStatus, `authorized → ${rule.okStatus}`);
     for (const bad of rule.invalid?.(ctx) ?? []) {
