@@ -11,11 +11,16 @@ import errorsPlugin from './plugins/errors.js';
 import httpPlugin, { requestId } from './plugins/http.js';
 import rateLimitPlugin from './plugins/rate-limit.js';
 import requestLogPlugin from './plugins/request-log.js';
+import agentDeliveryRoutes from './routes/agent-deliveries/index.js';
 import agentRoutes from './routes/agent/index.js';
+import hookRoutes from './routes/hooks/index.js';
+import webhookRoutes from './routes/webhooks/index.js';
 import agentsRoutes from './routes/agents/index.js';
 import agentAuthPlugin from './plugins/agent-auth.js';
 import auditPlugin from './plugins/audit.js';
 import authPlugin from './plugins/auth.js';
+import jobsPlugin from './plugins/jobs.js';
+import keyringPlugin from './plugins/keyring.js';
 import apiKeyRoutes from './routes/api-keys/index.js';
 import auditEventRoutes from './routes/audit-events/index.js';
 import healthRoutes from './routes/health/index.js';
@@ -54,6 +59,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(requestLogPlugin, { config });
   await app.register(databasePlugin, { config, database: options.database });
 
+  await app.register(keyringPlugin, { config });
+  await app.register(jobsPlugin, { intervalMs: 60_000 });
   await app.register(auditPlugin, { flushIntervalMs: config.auditFailureFlushMs });
   await app.register(rateLimitPlugin, { config });
   await app.register(authPlugin, { config });
@@ -68,6 +75,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       await api.register(auditEventRoutes, { prefix: '/audit-events' });
       await api.register(agentsRoutes, { prefix: '/agents', offlineAfterS: config.agentOfflineAfterS });
       await api.register(agentRoutes, { prefix: '/agent' });
+      await api.register(agentDeliveryRoutes, { prefix: '/agent/deliveries' });
+      await api.register(webhookRoutes, { prefix: '/webhooks' });
+      await api.register(hookRoutes, { prefix: '/hooks' });
     },
     { prefix: '/api/v1' },
   );

@@ -2,6 +2,7 @@
 // never process.env directly, and reports every bad variable at once.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { parseKey } from './crypto/keyring.js';
 
 const bool = (fallback: boolean) =>
   z
@@ -72,6 +73,15 @@ const corsOrigins = z
     }
   });
 
+function isKey(value: string): boolean {
+  try {
+    parseKey(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const optionalString = z
   .string()
   .optional()
@@ -128,6 +138,20 @@ export const EnvSchema = z.object({
   RATE_LIMIT_AGENT_MAX: int(600, 1, 10_000_000),
   RATE_LIMIT_AGENT_WINDOW_S: int(60, 1, 86_400),
   AGENT_OFFLINE_AFTER_S: int(120, 5, 86_400),
+  TOKEN_ENCRYPTION_KEY: optionalString.refine((value) => value === undefined || isKey(value), {
+    error: 'must be 32 random bytes, base64 encoded (generate with: openssl rand -base64 32)',
+  }),
+  TOKEN_ENCRYPTION_OLD_KEYS: z
+    .string()
+    .optional()
+    .transform(list)
+    .refine((keys) => keys.every(isKey), { error: 'must be a comma-separated list of 32-byte base64 keys' }),
+  WEBHOOK_MAX_PAYLOAD_BYTES: int(1_048_576, 1024, 25 * 1_048_576),
+  WEBHOOK_TOLERANCE_S: int(300, 10, 3600),
+  WEBHOOK_MAX_ATTEMPTS: int(10, 1, 1000),
+  WEBHOOK_RETENTION_DAYS: int(30, 1, 3650),
+  RATE_LIMIT_WEBHOOK_MAX: int(60, 1, 10_000_000),
+  RATE_LIMIT_WEBHOOK_WINDOW_S: int(60, 1, 86_400),
   CORS_ORIGINS: corsOrigins,
 });
 
@@ -163,6 +187,14 @@ export interface Config {
   rateLimitAgentMax: number;
   rateLimitAgentWindowS: number;
   agentOfflineAfterS: number;
+  tokenEncryptionKey: string | undefined;
+  tokenEncryptionOldKeys: string[];
+  webhookMaxPayloadBytes: number;
+  webhookToleranceS: number;
+  webhookMaxAttempts: number;
+  webhookRetentionDays: number;
+  rateLimitWebhookMax: number;
+  rateLimitWebhookWindowS: number;
 }
 
 /** Thrown when the environment is invalid; its message names every offending variable. */
@@ -190,9 +222,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(problems);
   }
   const e = parsed.data;
+  const rules: { variable: string; message: string }[] = [];
   if (e.ADMIN_TOKEN !== undefined && e.ADMIN_TOKEN_FILE !== undefined) {
-    throw new ConfigError([{ variable: 'ADMIN_TOKEN_FILE', message: 'set either ADMIN_TOKEN or ADMIN_TOKEN_FILE, not both' }]);
+    rules.push({ variable: 'ADMIN_TOKEN_FILE', message: 'set either ADMIN_TOKEN or ADMIN_TOKEN_FILE, not both' });
   }
+  if (e.TOKEN_ENCRYPTION_KEY === undefined && (e.NODE_ENV === 'production' || e.DATABASE_URL !== undefined)) {
+    rules.push({
+      variable: 'TOKEN_ENCRYPTION_KEY',
+      message: 'is required with NODE_ENV=production or a DATABASE_URL (generate with: openssl rand -base64 32); only the embedded development setup generates one',
+    });
+  }
+  if (rules.length > 0) throw new ConfigError(rules);
   const publicHost = e.HOST === '0.0.0.0' || e.HOST === '::' ? 'localhost' : e.HOST;
   return {
     nodeEnv: e.NODE_ENV,
@@ -224,5 +264,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rateLimitAgentMax: e.RATE_LIMIT_AGENT_MAX,
     rateLimitAgentWindowS: e.RATE_LIMIT_AGENT_WINDOW_S,
     agentOfflineAfterS: e.AGENT_OFFLINE_AFTER_S,
+    tokenEncryptionKey: e.TOKEN_ENCRYPTION_KEY,
+    tokenEncryptionOldKeys: e.TOKEN_ENCRYPTION_OLD_KEYS,
+    webhookMaxPayloadBytes: e.WEBHOOK_MAX_PAYLOAD_BYTES,
+    webhookToleranceS: e.WEBHOOK_TOLERANCE_S,
+    webhookMaxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
+    webhookRetentionDays: e.WEBHOOK_RETENTION_DAYS,
+    rateLimitWebhookMax: e.RATE_LIMIT_WEBHOOK_MAX,
+    rateLimitWebhookWindowS: e.RATE_LIMIT_WEBHOOK_WINDOW_S,
   };
 }

@@ -3,14 +3,20 @@
 
 export const PROBLEMS = {
   validation_failed: { status: 400, title: 'Request validation failed' },
+  invalid_agent: { status: 400, title: 'Unknown agent' },
   invalid_json: { status: 400, title: 'Malformed JSON body' },
   bad_request: { status: 400, title: 'Bad request' },
   unauthorized: { status: 401, title: 'Authentication required' },
   forbidden: { status: 403, title: 'Forbidden' },
   agent_disabled: { status: 403, title: 'Agent disabled' },
+  signature_missing: { status: 403, title: 'Webhook signature missing' },
+  signature_invalid: { status: 403, title: 'Webhook signature invalid' },
+  timestamp_out_of_tolerance: { status: 403, title: 'Webhook timestamp outside the tolerance window' },
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   conflict: { status: 409, title: 'Conflict' },
+  lease_not_held: { status: 409, title: 'Delivery lease not held' },
+  webhook_disabled: { status: 410, title: 'Webhook disabled' },
   slug_taken: { status: 409, title: 'Slug already in use' },
   payload_too_large: { status: 413, title: 'Payload too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
@@ -18,6 +24,7 @@ export const PROBLEMS = {
   internal_error: { status: 500, title: 'Internal server error' },
   unavailable: { status: 503, title: 'Service unavailable' },
   admin_not_configured: { status: 503, title: 'Platform admin API not configured' },
+  encryption_key_unavailable: { status: 503, title: 'Stored secret cannot be decrypted' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ProblemCode = keyof typeof PROBLEMS;
@@ -52,11 +59,20 @@ export class AppError extends Error {
 
 export const problemType = (code: string): string => `urn:switchboard:problem:${code}`;
 
-/** The title a generic HTTP status gets when no more specific code applies. */
+/** The code a generic HTTP status gets when no more specific code applies. */
+const GENERIC: Record<number, ProblemCode> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  409: 'conflict',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  429: 'rate_limited',
+  503: 'unavailable',
+};
+
 export function codeForStatus(status: number): ProblemCode {
-  const match = (Object.keys(PROBLEMS) as ProblemCode[]).find(
-    (code) => PROBLEMS[code].status === status && code !== 'validation_failed' && code !== 'invalid_json',
-  );
-  if (match) return match;
-  return status >= 500 ? 'internal_error' : 'bad_request';
+  return GENERIC[status] ?? (status >= 500 ? 'internal_error' : 'bad_request');
 }

@@ -19,6 +19,7 @@ export function testConfig(env: Env = {}): Config {
   return loadConfig({
     NODE_ENV: 'test',
     ADMIN_TOKEN,
+    TOKEN_ENCRYPTION_KEY: 'hF4aVq1mN0sX7pL2kJ9wR3tY6uI8oE5bC1dG4fH7jK0=',
     LOG_LEVEL: 'silent',
     DATABASE_URL: TEST_DATABASE_URL,
     DATA_DIR: 'memory://',
@@ -139,3 +140,11 @@ export const randomIpv6 = () => `2001:db8::${Math.floor(Math.random() * 0xffff).
 
 /** A Redis server for shared rate-limit tests (CI sets it); those tests are skipped without it. */
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL || undefined;
+
+/** A new webhook endpoint in the organization of `adminKey`, with its signing secret. */
+export async function createWebhook(app: FastifyInstance, adminKey: string, body: Record<string, unknown> = {}) {
+  const res = await app.inject({ method: 'POST', url: '/api/v1/webhooks', headers: bearer(adminKey), payload: { name: randomName('hook'), ...body } });
+  if (res.statusCode !== 201) throw new Error(`createWebhook: ${res.statusCode} ${res.body}`);
+  const json = res.json();
+  return { id: json.webhook.id as string, secret: json.secret as string, url: `/api/v1/hooks/${json.webhook.id}` };
+}

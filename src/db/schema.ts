@@ -1,8 +1,15 @@
 // Table definitions. drizzle-kit reads this file to generate the SQL migrations in drizzle/.
 // Every tenant-owned table has organization_id (FK, cascade on delete) first in its indexes.
 import { sql } from 'drizzle-orm';
-import { bigint, boolean, index, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, boolean, customType, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { uuidv7 } from './ids.js';
+
+/** Raw bytes; the two drivers return Buffer and Uint8Array, so normalize to Buffer. */
+const bytea = customType<{ data: Buffer; driverData: Uint8Array }>({
+  dataType: () => 'bytea',
+  fromDriver: (value) => Buffer.from(value),
+  toDriver: (value) => value,
+});
 
 const id = () => uuid('id').primaryKey().$defaultFn(uuidv7);
 const at = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
@@ -106,5 +113,63 @@ export const agentTokens = pgTable(
   (t) => [
     uniqueIndex('agent_tokens_public_id_idx').on(t.publicId),
     index('agent_tokens_organization_id_agent_id_idx').on(t.organizationId, t.agentId),
+  ],
+);
+
+export const webhooks = pgTable(
+  'webhooks',
+  {
+    id: id(),
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    // The agent deliveries are routed to; unrouted deliveries wait until one is set.
+    agentId: uuid('agent_id').references(() => agents.id, { onDelete: 'set null' }),
+    name: text('name').notNull(),
+    description: text('description'),
+    enabled: boolean('enabled').notNull().default(true),
+    signatureScheme: text('signature_scheme', { enum: ['auto', 'none'] }).notNull().default('auto'),
+    // Encrypted with the keyring; associated data binds each to this row and field.
+    secretCiphertext: text('secret_ciphertext').notNull(),
+    previousSecretCiphertext: text('previous_secret_ciphertext'),
+    previousSecretExpiresAt: at('previous_secret_expires_at'),
+    createdAt: at('created_at').notNull().defaultNow(),
+    updatedAt: at('updated_at').notNull().defaultNow(),
+  },
+  (t) => [index('webhooks_organization_id_id_idx').on(t.organizationId, t.id), index('webhooks_organization_id_agent_id_idx').on(t.organizationId, t.agentId)],
+);
+
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    id: id(),
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    webhookId: uuid('webhook_id')
+      .notNull()
+      .references(() => webhooks.id, { onDelete: 'cascade' }),
+    // The sender's id for this delivery (webhook-id, X-GitHub-Delivery or Idempotency-Key).
+    deliveryKey: text('delivery_key'),
+    contentType: text('content_type'),
+    body: bytea('body').notNull(),
+    size: integer('size').notNull(),
+    bodySha256: text('body_sha256').notNull(),
+    headers: jsonb('headers').$type<Record<string, string>>().notNull(),
+    sourceIp: text('source_ip'),
+    receivedAt: at('received_at').notNull().defaultNow(),
+    status: text('status', { enum: ['pending', 'leased', 'done', 'dead'] }).notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    availableAt: at('available_at').notNull().defaultNow(),
+    leaseExpiresAt: at('lease_expires_at'),
+    leasedByAgentId: uuid('leased_by_agent_id'),
+    lastError: text('last_error'),
+    completedAt: at('completed_at'),
+  },
+  (t) => [
+    uniqueIndex('webhook_deliveries_webhook_id_delivery_key_idx').on(t.webhookId, t.deliveryKey).where(sql`${t.deliveryKey} is not null`),
+    index('webhook_deliveries_organization_id_webhook_id_id_idx').on(t.organizationId, t.webhookId, t.id),
+    index('webhook_deliveries_organization_id_status_available_at_idx').on(t.organizationId, t.status, t.availableAt),
+    index('webhook_deliveries_received_at_idx').on(t.receivedAt),
   ],
 );

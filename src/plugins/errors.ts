@@ -4,6 +4,7 @@ import fp from 'fastify-plugin';
 import FindMyWay from 'find-my-way';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, PROBLEMS, codeForStatus, problemType, type ProblemCode } from '../errors.js';
+import { KeyringError } from '../crypto/keyring.js';
 import { isDatabaseUnavailable } from '../db/errors.js';
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
@@ -101,6 +102,10 @@ export default fp(
       }
       const mapped = error.code ? FASTIFY_CODES[error.code] : undefined;
       if (mapped) return sendProblem(request, reply, mapped, error.message);
+      if (error instanceof KeyringError) {
+        request.log.error({ err: error }, 'a stored secret cannot be decrypted: check TOKEN_ENCRYPTION_KEY and TOKEN_ENCRYPTION_OLD_KEYS');
+        return sendProblem(request, reply, 'encryption_key_unavailable', 'A stored secret cannot be decrypted with the configured keys; operators: see the server log');
+      }
       if (isDatabaseUnavailable(error)) {
         request.log.error({ err: error }, 'database unavailable');
         reply.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_S));

@@ -17,7 +17,7 @@ interface Store {
   child(options: unknown): Store;
 }
 
-export type LimiterName = 'agentAuth' | 'agent';
+export type LimiterName = 'agentAuth' | 'agent' | 'webhook';
 
 export interface Limiters {
   /** Counts one hit for `request` against the named limit; throws 429 rate_limited when over it. */
@@ -109,6 +109,11 @@ export default fp<{ config: Config }>(
         max: config.rateLimitAgentAuthMax,
         timeWindow: config.rateLimitAgentAuthWindowS * 1000,
         keyGenerator: (request) => `agent-auth:${ip(request)}`,
+      }),
+      webhook: app.createRateLimit({
+        max: config.rateLimitWebhookMax,
+        timeWindow: config.rateLimitWebhookWindowS * 1000,
+        keyGenerator: (request) => `webhook:${ip(request)}`,
       }),
       agent: app.createRateLimit({
         max: config.rateLimitAgentMax,

@@ -4,7 +4,8 @@
 // Every route that takes input also lists bad inputs that must be answered 400.
 import t from 'tap';
 import type { FastifyInstance } from 'fastify';
-import { asAdmin, asAgent, bearer, build, createAgent, createKey, createOrg, randomIpv6, type TestOrg } from '../helper.js';
+import { asAdmin, asAgent, bearer, build, createAgent, createKey, createOrg, createWebhook, randomIpv6, type TestOrg } from '../helper.js';
+import { githubHeaders } from '../support/signing.js';
 
 interface Ctx {
   app: FastifyInstance;
@@ -13,15 +14,18 @@ interface Ctx {
   aReadOnly: { id: string; key: string };
   aSpare: { id: string; key: string };
   aAgent: { id: string; token: string };
+  aHook: { id: string; secret: string; url: string };
+  aDelivery: string;
 }
 
 interface Req {
   url: string;
   payload?: unknown;
+  headers?: Record<string, string>;
 }
 
 interface Rule {
-  auth: 'public' | 'platform' | 'org' | 'agent';
+  auth: 'public' | 'platform' | 'org' | 'agent' | 'webhook';
   /** Role an organization key needs. */
   role?: 'admin' | 'read_only';
   /** Does the path name a resource of the caller's tenant (so another tenant must get 404)? */
@@ -187,6 +191,111 @@ const RULES: Record<string, Rule> = {
       { url: `/api/v1/agents/${ctx.aAgent.id}/token`, payload: { grace_seconds: '10' } },
     ],
   },
+  'POST /api/v1/webhooks': {
+    auth: 'org',
+    role: 'admin',
+    ok: (ctx) => ({ url: '/api/v1/webhooks', payload: { name: 'matrix hook', agent_id: ctx.aAgent.id } }),
+    okStatus: 201,
+    invalid: () => [
+      { url: '/api/v1/webhooks', payload: {} },
+      { url: '/api/v1/webhooks', payload: { name: 'x', signature_scheme: 'hmac' } },
+      { url: '/api/v1/webhooks', payload: { name: 'x', agent_id: 'nope' } },
+      { url: '/api/v1/webhooks', payload: { name: 'x', secret: 'mine' } },
+    ],
+  },
+  'GET /api/v1/webhooks': { auth: 'org', role: 'read_only', ok: () => ({ url: '/api/v1/webhooks' }), okStatus: 200, invalid: () => [{ url: '/api/v1/webhooks?limit=x' }] },
+  'GET /api/v1/webhooks/:id': {
+    auth: 'org',
+    role: 'read_only',
+    tenantId: true,
+    ok: (ctx) => ({ url: `/api/v1/webhooks/${ctx.aHook.id}` }),
+    okStatus: 200,
+    invalid: () => [{ url: '/api/v1/webhooks/x' }],
+  },
+  'PATCH /api/v1/webhooks/:id': {
+    auth: 'org',
+    role: 'admin',
+    tenantId: true,
+    ok: (ctx) => ({ url: `/api/v1/webhooks/${ctx.aHook.id}`, payload: { description: 'patched' } }),
+    okStatus: 200,
+    invalid: (ctx) => [
+      { url: `/api/v1/webhooks/${ctx.aHook.id}`, payload: {} },
+      { url: `/api/v1/webhooks/${ctx.aHook.id}`, payload: { enabled: 'no' } },
+    ],
+  },
+  'DELETE /api/v1/webhooks/:id': {
+    auth: 'org',
+    role: 'admin',
+    tenantId: true,
+    ok: (ctx) => ({ url: `/api/v1/webhooks/${ctx.aHook.id}` }),
+    okStatus: 204,
+    invalid: () => [{ url: `/api/v1/webhooks/${encodeURIComponent(SQLISH)}` }],
+  },
+  'POST /api/v1/webhooks/:id/secret': {
+    auth: 'org',
+    role: 'admin',
+    tenantId: true,
+    ok: (ctx) => ({ url: `/api/v1/webhooks/${ctx.aHook.id}/secret`, payload: { overlap_seconds: 60 } }),
+    okStatus: 200,
+    invalid: (ctx) => [{ url: `/api/v1/webhooks/${ctx.aHook.id}/secret`, payload: { overlap_seconds: 604_801 } }],
+  },
+  'GET /api/v1/webhooks/:id/deliveries': {
+    auth: 'org',
+    role: 'read_only',
+    tenantId: true,
+    ok: (ctx) => ({ url: `/api/v1/webhooks/${ctx.aHook.id}/deliveries?status=pending` }),
+    okStatus: 200,
+    invalid: (ctx) => [{ url: `/api/v1/webhooks/${ctx.aHook.id}/deliveries?status=lost` }],
+  },
+  'GET /api/v1/webhooks/:id/deliveries/:delivery_id': {
+    auth: 'org',
+    role: 'read_only',
+    tenantId: true,
+    ok: (ctx) => ({ url: `/api/v1/webhooks/${ctx.aHook.id}/deliveries/${ctx.aDelivery}` }),
+    okStatus: 200,
+    invalid: (ctx) => [{ url: `/api/v1/webhooks/${ctx.aHook.id}/deliveries/1` }],
+  },
+  'POST /api/v1/webhooks/:id/deliveries/:delivery_id/redeliver': {
+    auth: 'org',
+    role: 'admin',
+    tenantId: true,
+    ok: (ctx) => ({ url: `/api/v1/webhooks/${ctx.aHook.id}/deliveries/${ctx.aDelivery}/redeliver` }),
+    okStatus: 200,
+    invalid: (ctx) => [{ url: `/api/v1/webhooks/${ctx.aHook.id}/deliveries/${encodeURIComponent(SQLISH)}/redeliver` }],
+  },
+  'POST /api/v1/hooks/:webhook_id': {
+    auth: 'webhook',
+    ok: async (ctx) => ({ url: ctx.aHook.url, payload: '{"ok":true}', headers: await githubHeaders(ctx.aHook.secret, '{"ok":true}') }),
+    okStatus: 202,
+  },
+  'POST /api/v1/agent/deliveries/lease': {
+    auth: 'agent',
+    ok: () => ({ url: '/api/v1/agent/deliveries/lease', payload: { limit: 1 } }),
+    okStatus: 200,
+    invalid: () => [
+      { url: '/api/v1/agent/deliveries/lease', payload: { limit: 0 } },
+      { url: '/api/v1/agent/deliveries/lease', payload: { limit: 101 } },
+      { url: '/api/v1/agent/deliveries/lease', payload: { lease_seconds: 5 } },
+    ],
+  },
+  'POST /api/v1/agent/deliveries/:id/ack': {
+    auth: 'agent',
+    ok: async (ctx) => {
+      await ctx.app.inject({ method: 'POST', url: '/api/v1/agent/deliveries/lease', headers: asAgent(ctx.aAgent.token), payload: { limit: 10 } });
+      return { url: `/api/v1/agent/deliveries/${ctx.aDelivery}/ack` };
+    },
+    okStatus: 200,
+    invalid: () => [{ url: '/api/v1/agent/deliveries/zzz/ack' }],
+  },
+  'POST /api/v1/agent/deliveries/:id/nack': {
+    auth: 'agent',
+    ok: async (ctx) => {
+      await ctx.app.inject({ method: 'POST', url: '/api/v1/agent/deliveries/lease', headers: asAgent(ctx.aAgent.token), payload: { limit: 10 } });
+      return { url: `/api/v1/agent/deliveries/${ctx.aDelivery}/nack`, payload: { retry_after_seconds: 5 } };
+    },
+    okStatus: 200,
+    invalid: (ctx) => [{ url: `/api/v1/agent/deliveries/${ctx.aDelivery}/nack`, payload: { retry_after_seconds: -5 } }],
+  },
   'POST /api/v1/agent/auth': { auth: 'agent', ok: () => ({ url: '/api/v1/agent/auth' }), okStatus: 200 },
   'POST /api/v1/agent/heartbeat': {
     auth: 'agent',
@@ -210,13 +319,19 @@ t.test('every registered route has a rule, and every rule a route', async (t) =>
 async function context(app: FastifyInstance): Promise<Ctx> {
   const a = await createOrg(app);
   const b = await createOrg(app);
+  const aAgent = await createAgent(app, a.adminKey);
+  const aHook = await createWebhook(app, a.adminKey, { agent_id: aAgent.id });
+  const body = '{"matrix":true}';
+  const delivered = await app.inject({ method: 'POST', url: aHook.url, headers: await githubHeaders(aHook.secret, body), payload: body });
   return {
     app,
     a,
     b,
     aReadOnly: await createKey(app, a.adminKey, 'read_only'),
     aSpare: await createKey(app, a.adminKey, 'read_only'),
-    aAgent: await createAgent(app, a.adminKey),
+    aAgent,
+    aHook,
+    aDelivery: delivered.json().delivery_id,
   };
 }
 
@@ -228,9 +343,16 @@ for (const [route, rule] of Object.entries(RULES)) {
     // One address per route test, so agent-auth limits of one case never affect another.
     const remoteAddress = randomIpv6();
     const send = async (req: Req, headers: Record<string, string>) =>
-      app.inject({ method, url: req.url, headers, remoteAddress, ...(req.payload !== undefined ? { payload: req.payload as object } : {}) });
+      app.inject({ method, url: req.url, headers: { ...headers, ...req.headers }, remoteAddress, ...(req.payload !== undefined ? { payload: req.payload as object } : {}) });
 
-    if (rule.auth !== 'public') {
+    if (rule.auth === 'webhook') {
+      const { headers: _signed, ...unsigned } = await rule.ok(ctx);
+      const res = await send(unsigned, { 'content-type': 'application/json' });
+      t.equal(res.statusCode, 403, 'no signature → 403');
+      t.equal(res.json().code, 'signature_missing');
+      t.equal((await send(unsigned, { ...bearer(ctx.a.adminKey), 'content-type': 'application/json' })).statusCode, 403, 'an API key is no signature');
+    }
+    if (rule.auth !== 'public' && rule.auth !== 'webhook') {
       const none = await send(await rule.ok(ctx), {});
       t.equal(none.statusCode, 401, 'no credentials → 401');
       t.equal(none.json().code, 'unauthorized');

@@ -1,0 +1,107 @@
+// Webhook endpoints. Secrets are stored encrypted by the caller (the keyring lives above the
+// data layer); this module only moves ciphertext.
+import { and, desc, eq, sql } from 'drizzle-orm';
+import type { DbOrTx } from './client.js';
+import { afterCursor, toPage, type Page } from './pagination.js';
+import { agents, webhooks } from './schema.js';
+
+export type Webhook = typeof webhooks.$inferSelect;
+export type SignatureScheme = Webhook['signatureScheme'];
+
+/** The associated data binding a webhook's secret ciphertexts (current and previous) to its row. */
+export const secretAad = (organizationId: string, webhookId: string) => `webhooks:${organizationId}:${webhookId}:signing_secret`;
+
+export interface NewWebhook {
+  id: string;
+  name: string;
+  description?: string | null | undefined;
+  agentId?: string | null | undefined;
+  enabled?: boolean | undefined;
+  signatureScheme?: SignatureScheme | undefined;
+  secretCiphertext: string;
+}
+
+export async function createWebhook(db: DbOrTx, organizationId: string, input: NewWebhook): Promise<Webhook> {
+  const rows = await db.insert(webhooks).values({ ...input, organizationId }).returning();
+  return rows[0]!;
+}
+
+export async function getWebhook(db: DbOrTx, organizationId: string, id: string): Promise<Webhook | null> {
+  const rows = await db
+    .select()
+    .from(webhooks)
+    .where(and(eq(webhooks.organizationId, organizationId), eq(webhooks.id, id)))
+    .limit(1);
+  return rows[0] ?? null;
+}
+
+/** The ingest path knows only the webhook id from the URL; it finds the tenant. */
+export async function findWebhookForIngest(db: DbOrTx, id: string): Promise<Webhook | null> {
+  const rows = await db.select().from(webhooks).where(eq(webhooks.id, id)).limit(1);
+  return rows[0] ?? null;
+}
+
+export async function listWebhooks(db: DbOrTx, organizationId: string, page: Page) {
+  const rows = await db
+    .select()
+    .from(webhooks)
+    .where(and(eq(webhooks.organizationId, organizationId), afterCursor(webhooks.id, page)))
+    .orderBy(desc(webhooks.id))
+    .limit(page.limit + 1);
+  return toPage(rows, page);
+}
+
+export interface WebhookChanges {
+  name?: string | undefined;
+  description?: string | null | undefined;
+  agentId?: string | null | undefined;
+  enabled?: boolean | undefined;
+  signatureScheme?: SignatureScheme | undefined;
+}
+
+export async function updateWebhook(db: DbOrTx, organizationId: string, id: string, changes: WebhookChanges): Promise<Webhook | null> {
+  const rows = await db
+    .update(webhooks)
+    .set({ ...changes, updatedAt: sql`now()` })
+    .where(and(eq(webhooks.organizationId, organizationId), eq(webhooks.id, id)))
+    .returning();
+  return rows[0] ?? null;
+}
+
+/** Replaces the secret; the previous one keeps verifying for overlapSeconds (0: not at all). */
+export async function rotateWebhookSecret(
+  db: DbOrTx,
+  organizationId: string,
+  id: string,
+  secrets: { current: string; previous: string },
+  overlapSeconds: number,
+): Promise<Webhook | null> {
+  const rows = await db
+    .update(webhooks)
+    .set({
+      secretCiphertext: secrets.current,
+      previousSecretCiphertext: overlapSeconds > 0 ? secrets.previous : null,
+      previousSecretExpiresAt: overlapSeconds > 0 ? sql`now() + make_interval(secs => ${overlapSeconds})` : null,
+      updatedAt: sql`now()`,
+    })
+    .where(and(eq(webhooks.organizationId, organizationId), eq(webhooks.id, id)))
+    .returning();
+  return rows[0] ?? null;
+}
+
+export async function deleteWebhook(db: DbOrTx, organizationId: string, id: string): Promise<Webhook | null> {
+  const rows = await db
+    .delete(webhooks)
+    .where(and(eq(webhooks.organizationId, organizationId), eq(webhooks.id, id)))
+    .returning();
+  return rows[0] ?? null;
+}
+
+export async function agentExists(db: DbOrTx, organizationId: string, agentId: string): Promise<boolean> {
+  const rows = await db
+    .select({ id: agents.id })
+    .from(agents)
+    .where(and(eq(agents.organizationId, organizationId), eq(agents.id, agentId)))
+    .limit(1);
+  return rows.length > 0;
+}

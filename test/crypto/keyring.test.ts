@@ -1,0 +1,35 @@
+import t from 'tap';
+import { createKeyring, generateKey, keyId, parseKey } from '../../src/crypto/keyring.js';
+import { loadConfig } from '../../src/config.js';
+
+const A = parseKey(generateKey());
+const B = parseKey(generateKey());
+
+t.test('round-trips with the row identity as associated data; another row or field fails', async (t) => {
+  const ring = createKeyring(A);
+  const sealed = ring.encrypt('whsec_secret', 'webhooks:org1:hook1:signing_secret');
+  t.match(sealed, new RegExp(`^v1\\.${keyId(A)}\\.`));
+  t.not(ring.encrypt('whsec_secret', 'x'), ring.encrypt('whsec_secret', 'x'), 'random IVs');
+  t.equal(ring.decrypt(sealed, 'webhooks:org1:hook1:signing_secret'), 'whsec_secret');
+  t.throws(() => ring.decrypt(sealed, 'webhooks:org1:hook2:signing_secret'), { name: 'KeyringError' });
+  const tampered = sealed.slice(0, -2) + (sealed.endsWith('A') ? 'B' : 'A') + sealed.slice(-1);
+  t.throws(() => ring.decrypt(tampered, 'webhooks:org1:hook1:signing_secret'), { name: 'KeyringError' });
+  t.throws(() => ring.decrypt('plaintext', 'x'), { message: /not a Switchboard ciphertext/ });
+});
+
+t.test('rotation: old keys only decrypt; a missing key is named', async (t) => {
+  const sealedA = createKeyring(A).encrypt('s', 'aad');
+  const rotated = createKeyring(B, [A]);
+  t.equal(rotated.decrypt(sealedA, 'aad'), 's');
+  t.equal(rotated.keyIdOf(rotated.encrypt('s', 'aad')), keyId(B), 'new ciphertexts use the current key');
+  t.throws(() => createKeyring(B).decrypt(sealedA, 'aad'), { message: new RegExp(`key ${keyId(A)}`) });
+});
+
+t.test('keys must be 32 bytes of base64; production and Postgres require one', async (t) => {
+  t.throws(() => parseKey('short'));
+  t.equal(parseKey(Buffer.alloc(32, 7).toString('base64')).length, 32);
+  t.throws(() => loadConfig({ TOKEN_ENCRYPTION_KEY: 'abc' }), { message: /TOKEN_ENCRYPTION_KEY/ });
+  t.throws(() => loadConfig({ NODE_ENV: 'production' }), { message: /TOKEN_ENCRYPTION_KEY: is required/ });
+  t.throws(() => loadConfig({ DATABASE_URL: 'postgres://x/y' }), { message: /TOKEN_ENCRYPTION_KEY: is required/ });
+  t.ok(loadConfig({}), 'the embedded development setup may generate one');
+});
