@@ -11,9 +11,11 @@ import errorsPlugin from './plugins/errors.js';
 import httpPlugin, { requestId } from './plugins/http.js';
 import rateLimitPlugin from './plugins/rate-limit.js';
 import requestLogPlugin from './plugins/request-log.js';
+import agentCredentialRoutes from './routes/agent-credentials/index.js';
 import agentDeliveryRoutes from './routes/agent-deliveries/index.js';
 import agentRoutes from './routes/agent/index.js';
 import hookRoutes from './routes/hooks/index.js';
+import oauthRoutes from './routes/oauth/index.js';
 import webhookRoutes from './routes/webhooks/index.js';
 import agentsRoutes from './routes/agents/index.js';
 import agentAuthPlugin from './plugins/agent-auth.js';
@@ -78,6 +80,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       await api.register(agentDeliveryRoutes, { prefix: '/agent/deliveries' });
       await api.register(webhookRoutes, { prefix: '/webhooks' });
       await api.register(hookRoutes, { prefix: '/hooks' });
+      await api.register(oauthRoutes, { prefix: '/oauth' });
+      await api.register(agentCredentialRoutes, { prefix: '/agent/credentials' });
     },
     { prefix: '/api/v1' },
   );

@@ -146,6 +146,15 @@ export const EnvSchema = z.object({
     .optional()
     .transform(list)
     .refine((keys) => keys.every(isKey), { error: 'must be a comma-separated list of 32-byte base64 keys' }),
+  GOOGLE_OAUTH_CLIENT_ID: optionalString,
+  GOOGLE_OAUTH_CLIENT_SECRET: optionalString,
+  GOOGLE_OAUTH_REDIRECT_URI: baseUrl,
+  GOOGLE_OAUTH_SCOPES: z.string().trim().min(1).default('openid email https://www.googleapis.com/auth/gmail.modify https://www.googleapis.com/auth/calendar'),
+  OAUTH_SUCCESS_REDIRECT_URL: baseUrl,
+  GOOGLE_OAUTH_AUTH_URL: baseUrl,
+  GOOGLE_OAUTH_TOKEN_URL: baseUrl,
+  GOOGLE_OAUTH_REVOKE_URL: baseUrl,
+  GOOGLE_OAUTH_USERINFO_URL: baseUrl,
   WEBHOOK_MAX_PAYLOAD_BYTES: int(1_048_576, 1024, 25 * 1_048_576),
   WEBHOOK_TOLERANCE_S: int(300, 10, 3600),
   WEBHOOK_MAX_ATTEMPTS: int(10, 1, 1000),
@@ -195,6 +204,19 @@ export interface Config {
   webhookRetentionDays: number;
   rateLimitWebhookMax: number;
   rateLimitWebhookWindowS: number;
+  google: GoogleOAuthConfig | null;
+  googleScopes: string[];
+  oauthSuccessRedirectUrl: string | undefined;
+}
+
+export interface GoogleOAuthConfig {
+  clientId: string;
+  clientSecret: string;
+  redirectUri: string;
+  authUrl: string;
+  tokenUrl: string;
+  revokeUrl: string;
+  userinfoUrl: string;
 }
 
 /** Thrown when the environment is invalid; its message names every offending variable. */
@@ -230,6 +252,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rules.push({
       variable: 'TOKEN_ENCRYPTION_KEY',
       message: 'is required with NODE_ENV=production or a DATABASE_URL (generate with: openssl rand -base64 32); only the embedded development setup generates one',
+    });
+  }
+  const googleParts = [e.GOOGLE_OAUTH_CLIENT_ID, e.GOOGLE_OAUTH_CLIENT_SECRET, e.GOOGLE_OAUTH_REDIRECT_URI];
+  if (googleParts.some((part) => part !== undefined) && googleParts.some((part) => part === undefined)) {
+    rules.push({
+      variable: 'GOOGLE_OAUTH_CLIENT_ID',
+      message: 'GOOGLE_OAUTH_CLIENT_ID, GOOGLE_OAUTH_CLIENT_SECRET and GOOGLE_OAUTH_REDIRECT_URI must be set together',
     });
   }
   if (rules.length > 0) throw new ConfigError(rules);
@@ -272,5 +301,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     webhookRetentionDays: e.WEBHOOK_RETENTION_DAYS,
     rateLimitWebhookMax: e.RATE_LIMIT_WEBHOOK_MAX,
     rateLimitWebhookWindowS: e.RATE_LIMIT_WEBHOOK_WINDOW_S,
+    google:
+      e.GOOGLE_OAUTH_CLIENT_ID && e.GOOGLE_OAUTH_CLIENT_SECRET && e.GOOGLE_OAUTH_REDIRECT_URI
+        ? {
+            clientId: e.GOOGLE_OAUTH_CLIENT_ID,
+            clientSecret: e.GOOGLE_OAUTH_CLIENT_SECRET,
+            redirectUri: e.GOOGLE_OAUTH_REDIRECT_URI,
+            authUrl: e.GOOGLE_OAUTH_AUTH_URL ?? 'https://accounts.google.com/o/oauth2/v2/auth',
+            tokenUrl: e.GOOGLE_OAUTH_TOKEN_URL ?? 'https://oauth2.googleapis.com/token',
+            revokeUrl: e.GOOGLE_OAUTH_REVOKE_URL ?? 'https://oauth2.googleapis.com/revoke',
+            userinfoUrl: e.GOOGLE_OAUTH_USERINFO_URL ?? 'https://openidconnect.googleapis.com/v1/userinfo',
+          }
+        : null,
+    googleScopes: e.GOOGLE_OAUTH_SCOPES.split(/\s+/).filter(Boolean),
+    oauthSuccessRedirectUrl: e.OAUTH_SUCCESS_REDIRECT_URL,
   };
 }

@@ -148,3 +148,30 @@ export async function createWebhook(app: FastifyInstance, adminKey: string, body
   const json = res.json();
   return { id: json.webhook.id as string, secret: json.secret as string, url: `/api/v1/hooks/${json.webhook.id}` };
 }
+
+/**
+ * A database of the test's own, for tests that change what every row depends on (e.g. the
+ * encryption key): a fresh database on the Postgres server, or an embedded one in a temporary
+ * DATA_DIR (one app at a time may open it).
+ */
+export async function isolatedDatabaseEnv(test: Test): Promise<Env> {
+  if (!TEST_DATABASE_URL) {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'switchboard-test-'));
+    test.teardown(() => rm(dir, { recursive: true, force: true }));
+    return { DATABASE_URL: '', DATA_DIR: dir };
+  }
+  const { default: postgres } = await import('postgres');
+  const admin = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
+  const name = `switchboard_t_${Math.random().toString(36).slice(2, 10)}`;
+  await admin.unsafe(`create database ${name}`);
+  test.teardown(async () => {
+    await admin.unsafe(`drop database if exists ${name} with (force)`);
+    await admin.end();
+  });
+  const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return { DATABASE_URL: url.toString() };
+}

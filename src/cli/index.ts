@@ -6,7 +6,10 @@ import { openDatabase, type Database } from '../db/client.js';
 import { applyMigrations, migrationStatus } from '../db/migrate.js';
 import { listOrganizations } from '../db/organizations.js';
 import { provisionOrganization, SlugTakenError } from '../db/provisioning.js';
+import { generateKey } from '../crypto/keyring.js';
+import { ciphertextsByKey, reencryptSecrets } from '../db/key-rotation.js';
 import { loadEnvFile } from '../env-file.js';
+import { loadKeyring } from '../keyring-loader.js';
 
 const USAGE = `Usage: npm run cli -- <command> [options]
 
@@ -14,6 +17,9 @@ Commands:
   migrate                              apply pending database migrations
   org create --name NAME [--slug SLUG] create an organization; prints its id and first admin API key (once)
   org list [--json]                    list organizations
+  keys generate                        print a new random TOKEN_ENCRYPTION_KEY
+  keys rotate                          re-encrypt every stored secret under TOKEN_ENCRYPTION_KEY
+                                       (old keys in TOKEN_ENCRYPTION_OLD_KEYS); safe while servers run
   help                                 show this message
 `;
 
@@ -21,7 +27,34 @@ class UsageError extends Error {}
 
 type Command = (database: Database, args: string[]) => Promise<number>;
 
+/** Commands that need no configuration or database. */
+const standalone: Record<string, () => number> = {
+  'keys generate'() {
+    process.stdout.write(`${generateKey()}\n`);
+    return 0;
+  },
+};
+
 const commands: Record<string, Command> = {
+  async 'keys rotate'(database) {
+    const config = loadConfig(process.env);
+    const { keyring } = await loadKeyring(config);
+    await applyMigrations(database);
+    const before = await ciphertextsByKey(database.db);
+    const report = await reencryptSecrets(database.db, keyring);
+    const after = await ciphertextsByKey(database.db);
+    process.stdout.write(
+      `current key: ${keyring.currentKeyId}\n` +
+        `re-encrypted: ${report.webhooks} webhooks, ${report.google_connections} Google connections, ${report.oauth_states} pending OAuth states\n` +
+        `ciphertexts by key before: ${JSON.stringify(before)}\n` +
+        `ciphertexts by key after:  ${JSON.stringify(after)}\n` +
+        (Object.keys(after).every((id) => id === keyring.currentKeyId)
+          ? 'All secrets are under the current key: old keys can be removed from TOKEN_ENCRYPTION_OLD_KEYS.\n'
+          : 'Some secrets are still under old keys (written during the run?): run it again.\n'),
+    );
+    return 0;
+  },
+
   async migrate(database) {
     await applyMigrations(database);
     const status = await migrationStatus(database.db);
@@ -79,6 +112,8 @@ async function main(argv: string[]): Promise<number> {
     return argv.length === 0 ? 2 : 0;
   }
   const twoWords = `${argv[0]} ${argv[1] ?? ''}`;
+  const simple = standalone[twoWords];
+  if (simple) return simple();
   const [name, args] = twoWords in commands ? [twoWords, argv.slice(2)] : [argv[0]!, argv.slice(1)];
   const command = commands[name];
   if (!command) throw new UsageError(`unknown command: ${argv.join(' ')}`);

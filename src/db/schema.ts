@@ -173,3 +173,42 @@ export const webhookDeliveries = pgTable(
     index('webhook_deliveries_received_at_idx').on(t.receivedAt),
   ],
 );
+
+/** Pending OAuth authorizations: consumed exactly once by the callback, on any instance. */
+export const oauthStates = pgTable(
+  'oauth_states',
+  {
+    id: id(),
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    stateHash: text('state_hash').notNull(),
+    apiKeyId: uuid('api_key_id'),
+    codeVerifierCiphertext: text('code_verifier_ciphertext').notNull(),
+    expiresAt: at('expires_at').notNull(),
+    createdAt: at('created_at').notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('oauth_states_state_hash_idx').on(t.stateHash), index('oauth_states_organization_id_idx').on(t.organizationId)],
+);
+
+/** One Google connection per organization; tokens encrypted with the keyring. */
+export const googleConnections = pgTable(
+  'google_connections',
+  {
+    id: id(),
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    accountEmail: text('account_email'),
+    refreshTokenCiphertext: text('refresh_token_ciphertext').notNull(),
+    accessTokenCiphertext: text('access_token_ciphertext'),
+    accessTokenExpiresAt: at('access_token_expires_at'),
+    scopes: jsonb('scopes').$type<string[]>().notNull().default(sql`'[]'::jsonb`),
+    status: text('status', { enum: ['connected', 'expired', 'error'] }).notNull().default('connected'),
+    lastRefreshAt: at('last_refresh_at'),
+    lastError: text('last_error'),
+    createdAt: at('created_at').notNull().defaultNow(),
+    updatedAt: at('updated_at').notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('google_connections_organization_id_idx').on(t.organizationId)],
+);

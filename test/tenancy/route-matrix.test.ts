@@ -296,6 +296,19 @@ const RULES: Record<string, Rule> = {
     okStatus: 200,
     invalid: (ctx) => [{ url: `/api/v1/agent/deliveries/${ctx.aDelivery}/nack`, payload: { retry_after_seconds: -5 } }],
   },
+  // Without GOOGLE_OAUTH_* configured (the matrix app) these answer 503 once authorized; the
+  // configured flow is in test/oauth/flow.test.ts.
+  'GET /api/v1/oauth/google/start': {
+    auth: 'org',
+    role: 'admin',
+    ok: () => ({ url: '/api/v1/oauth/google/start?redirect=false' }),
+    okStatus: 503,
+    invalid: () => [{ url: '/api/v1/oauth/google/start?redirect=maybe' }, { url: '/api/v1/oauth/google/start?x=1' }],
+  },
+  'GET /api/v1/oauth/google/callback': { auth: 'public', ok: () => ({ url: '/api/v1/oauth/google/callback?code=x&state=y' }), okStatus: 503 },
+  'GET /api/v1/oauth/status': { auth: 'org', role: 'read_only', ok: () => ({ url: '/api/v1/oauth/status' }), okStatus: 200 },
+  'DELETE /api/v1/oauth/google': { auth: 'org', role: 'admin', ok: () => ({ url: '/api/v1/oauth/google' }), okStatus: 404 },
+  'POST /api/v1/agent/credentials/google/token': { auth: 'agent', ok: () => ({ url: '/api/v1/agent/credentials/google/token' }), okStatus: 503 },
   'POST /api/v1/agent/auth': { auth: 'agent', ok: () => ({ url: '/api/v1/agent/auth' }), okStatus: 200 },
   'POST /api/v1/agent/heartbeat': {
     auth: 'agent',

@@ -1,0 +1,91 @@
+// OAuth state (single-use, hashed) and the organization's Google connection (tokens encrypted by
+// the caller with the keyring; this module only moves ciphertext).
+import { and, eq, lt, sql } from 'drizzle-orm';
+import type { DbOrTx } from './client.js';
+import { googleConnections, oauthStates } from './schema.js';
+
+export type OAuthState = typeof oauthStates.$inferSelect;
+export type GoogleConnection = typeof googleConnections.$inferSelect;
+
+export const refreshTokenAad = (organizationId: string, connectionId: string) => `google_connections:${organizationId}:${connectionId}:refresh_token`;
+export const accessTokenAad = (organizationId: string, connectionId: string) => `google_connections:${organizationId}:${connectionId}:access_token`;
+export const verifierAad = (stateHash: string) => `oauth_states:${stateHash}:code_verifier`;
+
+export async function createOAuthState(
+  db: DbOrTx,
+  organizationId: string,
+  input: { stateHash: string; apiKeyId: string | null; codeVerifierCiphertext: string; ttlSeconds: number },
+): Promise<OAuthState> {
+  const rows = await db
+    .insert(oauthStates)
+    .values({
+      organizationId,
+      stateHash: input.stateHash,
+      apiKeyId: input.apiKeyId,
+      codeVerifierCiphertext: input.codeVerifierCiphertext,
+      expiresAt: sql`now() + make_interval(secs => ${input.ttlSeconds})`,
+    })
+    .returning();
+  return rows[0]!;
+}
+
+/** Deletes and returns the state in one statement: exactly one caller, on any instance, gets it. */
+export async function consumeOAuthState(db: DbOrTx, stateHash: string): Promise<OAuthState | null> {
+  const rows = await db.delete(oauthStates).where(eq(oauthStates.stateHash, stateHash)).returning();
+  return rows[0] ?? null;
+}
+
+export async function pruneOAuthStates(db: DbOrTx): Promise<void> {
+  await db.delete(oauthStates).where(lt(oauthStates.expiresAt, sql`now()`));
+}
+
+export async function getGoogleConnection(db: DbOrTx, organizationId: string, options: { forUpdate?: boolean } = {}): Promise<GoogleConnection | null> {
+  const query = db.select().from(googleConnections).where(eq(googleConnections.organizationId, organizationId)).limit(1);
+  const rows = options.forUpdate ? await query.for('update') : await query;
+  return rows[0] ?? null;
+}
+
+export interface ConnectionTokens {
+  accountEmail: string | null;
+  refreshTokenCiphertext: string;
+  accessTokenCiphertext: string | null;
+  accessTokenExpiresAt: Date | null;
+  scopes: string[];
+}
+
+/** Inserts or replaces the organization's connection (keeping its id), status connected. */
+export async function saveGoogleConnection(db: DbOrTx, organizationId: string, id: string, tokens: ConnectionTokens): Promise<GoogleConnection> {
+  const values = { ...tokens, status: 'connected' as const, lastError: null, lastRefreshAt: sql`now()`, updatedAt: sql`now()` };
+  const rows = await db
+    .insert(googleConnections)
+    .values({ id, organizationId, ...values })
+    .onConflictDoUpdate({ target: googleConnections.organizationId, set: values })
+    .returning();
+  return rows[0]!;
+}
+
+export async function recordRefresh(
+  db: DbOrTx,
+  organizationId: string,
+  outcome:
+    | { ok: true; accessTokenCiphertext: string; accessTokenExpiresAt: Date; scopes?: string[] | undefined }
+    | { ok: false; status: 'expired' | 'connected'; error: string },
+): Promise<void> {
+  const set = outcome.ok
+    ? {
+        accessTokenCiphertext: outcome.accessTokenCiphertext,
+        accessTokenExpiresAt: outcome.accessTokenExpiresAt,
+        ...(outcome.scopes ? { scopes: outcome.scopes } : {}),
+        status: 'connected' as const,
+        lastError: null,
+        lastRefreshAt: sql`now()`,
+        updatedAt: sql`now()`,
+      }
+    : { status: outcome.status, lastError: outcome.error, lastRefreshAt: sql`now()`, updatedAt: sql`now()` };
+  await db.update(googleConnections).set(set).where(eq(googleConnections.organizationId, organizationId));
+}
+
+export async function deleteGoogleConnection(db: DbOrTx, organizationId: string): Promise<GoogleConnection | null> {
+  const rows = await db.delete(googleConnections).where(and(eq(googleConnections.organizationId, organizationId))).returning();
+  return rows[0] ?? null;
+}

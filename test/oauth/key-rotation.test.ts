@@ -1,0 +1,58 @@
+import { eq } from 'drizzle-orm';
+import t from 'tap';
+import { generateKey } from '../../src/crypto/keyring.js';
+import { ciphertextsByKey, reencryptSecrets } from '../../src/db/key-rotation.js';
+import { googleConnections, webhooks } from '../../src/db/schema.js';
+import { loadKeyring } from '../../src/keyring-loader.js';
+import { asAgent, bearer, build, createAgent, createOrg, createWebhook, isolatedDatabaseEnv, testConfig } from '../helper.js';
+import { githubHeaders } from '../support/signing.js';
+import { startFakeGoogle } from '../support/fake-google.js';
+
+t.test('rotate A → B with A as old key, re-encrypt, drop A: every secret still works; moved ciphertexts fail', async (t) => {
+  const google = await startFakeGoogle('http://127.0.0.1:8080/api/v1/oauth/google/callback');
+  t.teardown(() => google.close());
+  const dbEnv = await isolatedDatabaseEnv(t);
+  const A = generateKey();
+  const B = generateKey();
+  const env = (key: string, old = '') => ({ ...dbEnv, ...google.env, TOKEN_ENCRYPTION_KEY: key, TOKEN_ENCRYPTION_OLD_KEYS: old });
+
+  // Under key A: a webhook with a rotated secret (two ciphertexts) and a Google connection.
+  const appA = await build(t, { database: 'own', env: env(A) });
+  const org = await createOrg(appA);
+  const agent = await createAgent(appA, org.adminKey);
+  const hook = await createWebhook(appA, org.adminKey);
+  const rotated = (await appA.inject({ method: 'POST', url: `/api/v1/webhooks/${hook.id}/secret`, headers: bearer(org.adminKey), payload: { overlap_seconds: 3600 } })).json().secret;
+  const { authorization_url } = (await appA.inject({ method: 'GET', url: '/api/v1/oauth/google/start?redirect=false', headers: bearer(org.adminKey) })).json();
+  t.equal((await appA.inject({ method: 'GET', url: google.consent(authorization_url).replace('http://127.0.0.1:8080', '') })).statusCode, 200);
+  await appA.close();
+
+  const works = async (app: Awaited<ReturnType<typeof build>>, label: string) => {
+    for (const secret of [hook.secret, rotated]) {
+      const res = await app.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(secret, '{}'), payload: '{}' });
+      t.equal(res.statusCode, 202, `${label}: webhook secret verifies`);
+    }
+    t.equal((await app.inject({ method: 'POST', url: '/api/v1/agent/credentials/google/token', headers: asAgent(agent.token) })).statusCode, 200, `${label}: broker issues`);
+  };
+
+  // B current, A old: everything still decrypts; then re-encrypt everything under B.
+  const appAB = await build(t, { database: 'own', env: env(B, A) });
+  await works(appAB, 'B with A as old key');
+  const { keyring } = await loadKeyring(testConfig(env(B, A)));
+  const report = await reencryptSecrets(appAB.db, keyring);
+  t.same(report, { webhooks: 1, google_connections: 1, oauth_states: 0 });
+  t.same(Object.keys(await ciphertextsByKey(appAB.db)), [keyring.currentKeyId], 'nothing left under A');
+  t.same(await reencryptSecrets(appAB.db, keyring), { webhooks: 0, google_connections: 0, oauth_states: 0 }, 'idempotent');
+  await appAB.close();
+
+  // A dropped: still works.
+  const appB = await build(t, { database: 'own', env: env(B) });
+  await works(appB, 'B alone');
+
+  // A ciphertext moved to another row does not decrypt there.
+  const other = await createWebhook(appB, org.adminKey);
+  const [source] = await appB.db.select().from(webhooks).where(eq(webhooks.id, hook.id));
+  await appB.db.update(webhooks).set({ secretCiphertext: source!.secretCiphertext }).where(eq(webhooks.id, other.id));
+  t.equal((await appB.inject({ method: 'POST', url: other.url, headers: await githubHeaders(hook.secret, '{}'), payload: '{}' })).statusCode, 503);
+  const [connection] = await appB.db.select().from(googleConnections);
+  t.ok(connection);
+});
