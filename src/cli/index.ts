@@ -7,6 +7,7 @@ import { applyMigrations, migrationStatus } from '../db/migrate.js';
 import { listOrganizations } from '../db/organizations.js';
 import { provisionOrganization, SlugTakenError } from '../db/provisioning.js';
 import { generateKey } from '../crypto/keyring.js';
+import { retireCanaries } from '../db/canaries.js';
 import { ciphertextsByKey, reencryptSecrets } from '../db/key-rotation.js';
 import { loadEnvFile } from '../env-file.js';
 import { loadKeyring } from '../keyring-loader.js';
@@ -43,12 +44,14 @@ const commands: Record<string, Command> = {
     const before = await ciphertextsByKey(database.db);
     const report = await reencryptSecrets(database.db, keyring);
     const after = await ciphertextsByKey(database.db);
+    const complete = Object.keys(after).every((id) => id === keyring.currentKeyId);
+    if (complete) await retireCanaries(database.db, keyring);
     process.stdout.write(
       `current key: ${keyring.currentKeyId}\n` +
         `re-encrypted: ${report.webhooks} webhooks, ${report.google_connections} Google connections, ${report.oauth_states} pending OAuth states\n` +
         `ciphertexts by key before: ${JSON.stringify(before)}\n` +
         `ciphertexts by key after:  ${JSON.stringify(after)}\n` +
-        (Object.keys(after).every((id) => id === keyring.currentKeyId)
+        (complete
           ? 'All secrets are under the current key: old keys can be removed from TOKEN_ENCRYPTION_OLD_KEYS.\n'
           : 'Some secrets are still under old keys (written during the run?): run it again.\n'),
     );

@@ -2,6 +2,8 @@
 import { performance } from 'node:perf_hooks';
 import type { Db } from './client.js';
 import { pingDatabase } from './client.js';
+import type { Keyring } from '../crypto/keyring.js';
+import { checkCanaries } from './canaries.js';
 import { migrationStatus } from './migrate.js';
 
 export type CheckResult =
@@ -21,7 +23,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-export async function checkReadiness(db: Db, timeoutMs: number): Promise<Readiness> {
+export async function checkReadiness(db: Db, timeoutMs: number, keyring: Keyring): Promise<Readiness> {
   const started = performance.now();
   try {
     await withTimeout(pingDatabase(db), timeoutMs);
@@ -41,7 +43,20 @@ export async function checkReadiness(db: Db, timeoutMs: number): Promise<Readine
     const { applied, pending } = await withTimeout(migrationStatus(db), timeoutMs);
     const migrations: CheckResult =
       pending === 0 ? { status: 'ok', applied, pending } : { status: 'fail', error: 'migrations_pending', applied, pending };
-    return { ready: pending === 0, checks: { database, migrations } };
+    if (pending > 0) return { ready: false, checks: { database, migrations } };
+    // The configured keys must decrypt what this database holds (a restore with another key,
+    // or a lost key, must not look like "no credentials").
+    const canaries = await withTimeout(checkCanaries(db, keyring), timeoutMs);
+    const keys: CheckResult = canaries.ok
+      ? { status: 'ok', current_key_id: canaries.current_key_id }
+      : {
+          status: 'fail',
+          error: canaries.unknown_key_ids.length > 0 ? 'encryption_key_missing' : 'encryption_key_mismatch',
+          current_key_id: canaries.current_key_id,
+          unknown_key_ids: canaries.unknown_key_ids,
+          failing_key_ids: canaries.failing_key_ids,
+        };
+    return { ready: canaries.ok, checks: { database, migrations, keyring: keys } };
   } catch {
     return { ready: false, checks: { database, migrations: { status: 'fail', error: 'unknown' } } };
   }

@@ -212,3 +212,10 @@ export const googleConnections = pgTable(
   },
   (t) => [uniqueIndex('google_connections_organization_id_idx').on(t.organizationId)],
 );
+
+/** A known plaintext encrypted under each key that wrote data here (see db/canaries.ts). */
+export const encryptionCanaries = pgTable('encryption_canaries', {
+  keyId: text('key_id').primaryKey(),
+  ciphertext: text('ciphertext').notNull(),
+  createdAt: at('created_at').notNull().defaultNow(),
+});

@@ -2,6 +2,7 @@
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
 import type { Keyring } from '../crypto/keyring.js';
+import { checkCanaries, ensureCanary } from '../db/canaries.js';
 import { loadKeyring } from '../keyring-loader.js';
 
 declare module 'fastify' {
@@ -22,6 +23,19 @@ export default fp<{ config: Config }>(
       );
     }
     app.decorate('keyring', keyring);
+    try {
+      await ensureCanary(app.db, keyring);
+      const canaries = await checkCanaries(app.db, keyring);
+      if (!canaries.ok) {
+        app.log.error(
+          { unknown_key_ids: canaries.unknown_key_ids, failing_key_ids: canaries.failing_key_ids },
+          'the configured encryption keys cannot decrypt data in this database: /readyz reports not ready. Configure the key it was written with (TOKEN_ENCRYPTION_KEY or TOKEN_ENCRYPTION_OLD_KEYS)',
+        );
+      }
+    } catch (err) {
+      // Migrations not applied yet (MIGRATE_ON_START=false): /readyz says so.
+      app.log.warn({ err }, 'could not check the encryption keys against the database');
+    }
   },
-  { name: 'keyring' },
+  { name: 'keyring', dependencies: ['database'] },
 );

@@ -1,6 +1,7 @@
 import { eq } from 'drizzle-orm';
 import t from 'tap';
 import { generateKey } from '../../src/crypto/keyring.js';
+import { retireCanaries } from '../../src/db/canaries.js';
 import { ciphertextsByKey, reencryptSecrets } from '../../src/db/key-rotation.js';
 import { googleConnections, webhooks } from '../../src/db/schema.js';
 import { loadKeyring } from '../../src/keyring-loader.js';
@@ -42,11 +43,13 @@ t.test('rotate A → B with A as old key, re-encrypt, drop A: every secret still
   t.same(report, { webhooks: 1, google_connections: 1, oauth_states: 0 });
   t.same(Object.keys(await ciphertextsByKey(appAB.db)), [keyring.currentKeyId], 'nothing left under A');
   t.same(await reencryptSecrets(appAB.db, keyring), { webhooks: 0, google_connections: 0, oauth_states: 0 }, 'idempotent');
+  await retireCanaries(appAB.db, keyring);
   await appAB.close();
 
   // A dropped: still works.
   const appB = await build(t, { database: 'own', env: env(B) });
   await works(appB, 'B alone');
+  t.equal((await appB.inject({ method: 'GET', url: '/readyz' })).statusCode, 200, 'ready with B alone');
 
   // A ciphertext moved to another row does not decrypt there.
   const other = await createWebhook(appB, org.adminKey);
@@ -55,4 +58,19 @@ t.test('rotate A → B with A as old key, re-encrypt, drop A: every secret still
   t.equal((await appB.inject({ method: 'POST', url: other.url, headers: await githubHeaders(hook.secret, '{}'), payload: '{}' })).statusCode, 503);
   const [connection] = await appB.db.select().from(googleConnections);
   t.ok(connection);
+});
+
+t.test('a database written with a key that is not configured is not ready, and says which key', async (t) => {
+  const dbEnv = await isolatedDatabaseEnv(t);
+  const A = generateKey();
+  const appA = await build(t, { database: 'own', env: { ...dbEnv, TOKEN_ENCRYPTION_KEY: A } });
+  const org = await createOrg(appA);
+  await createWebhook(appA, org.adminKey);
+  t.equal((await appA.inject({ method: 'GET', url: '/readyz' })).statusCode, 200);
+  await appA.close();
+  const appC = await build(t, { database: 'own', env: { ...dbEnv, TOKEN_ENCRYPTION_KEY: generateKey() } });
+  const res = await appC.inject({ method: 'GET', url: '/readyz' });
+  t.equal(res.statusCode, 503);
+  t.match(res.json().checks.keyring, { status: 'fail', error: 'encryption_key_missing', unknown_key_ids: [String] });
+  t.notMatch(res.body, A, 'never the key itself');
 });

@@ -13,7 +13,7 @@ const health: FastifyPluginAsync<{ readinessTimeoutMs: number }> = async (instan
 
   // Readiness: a real database round-trip and every migration applied.
   app.get('/readyz', { schema: { response: { 200: ReadinessResponse, 503: ReadinessResponse } } }, async (_request, reply) => {
-    const { ready, checks } = await checkReadiness(app.db, readinessTimeoutMs);
+    const { ready, checks } = await checkReadiness(app.db, readinessTimeoutMs, app.keyring);
     if (!ready) reply.status(503);
     return { status: ready ? ('ready' as const) : ('not_ready' as const), checks };
   });
