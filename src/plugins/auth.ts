@@ -2,7 +2,7 @@
 // protect their area with `onRequest: app.authenticateApiKey` (or authenticatePlatformAdmin) and
 // writes with `preHandler: requireRole('admin')`.
 import fp from 'fastify-plugin';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { AdminTokenError, adminTokenSource } from '../admin-token.js';
 import type { Config } from '../config.js';
 import { parseToken, safeEqual, tokenHint, verifySecret } from '../crypto/tokens.js';
@@ -36,8 +36,8 @@ declare module 'fastify' {
     principal: Principal | null;
   }
   interface FastifyInstance {
-    authenticateApiKey(request: FastifyRequest, reply: FastifyReply): Promise<void>;
-    authenticatePlatformAdmin(request: FastifyRequest, reply: FastifyReply): Promise<void>;
+    authenticateApiKey(request: FastifyRequest): Promise<void>;
+    authenticatePlatformAdmin(request: FastifyRequest): Promise<void>;
   }
 }
 

@@ -20,7 +20,7 @@ import type { DbOrTx } from '../../db/client.js';
 import { AppError } from '../../errors.js';
 import { organizationOf, requireRole } from '../../plugins/auth.js';
 import { auditEvent } from '../../plugins/audit.js';
-import { IdParams, listOf, toPage } from '../common.js';
+import { IdParams, listOf, PageQuery, toPage } from '../common.js';
 import {
   CreateWebhookBody,
   DeliveryParams,
@@ -82,7 +82,7 @@ const webhooksRoutes: FastifyPluginAsync = async (instance) => {
   });
 
   // List endpoints.
-  app.get('/', { schema: { querystring: ListDeliveriesQuery.pick({ limit: true, cursor: true }), response: { 200: listOf(WebhookSchema) } } }, async (request) => {
+  app.get('/', { schema: { querystring: PageQuery, response: { 200: listOf(WebhookSchema) } } }, async (request) => {
     const page = await listWebhooks(app.db, organizationOf(request), toPage(request.query));
     return { data: page.data.map(json), next_cursor: page.nextCursor };
   });
