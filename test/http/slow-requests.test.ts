@@ -10,7 +10,7 @@ async function appWithSlowRoute(t: Test, env: Record<string, string>) {
   const app = Fastify({ loggerInstance: createLogger({ level: 'info', format: 'json', destination: logs.destination }), logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }) });
   await app.register(requestLogPlugin, { config: testConfig(env) });
   app.get('/slow', async () => {
-    await sleep(60);
+    await sleep(400);
     return { ok: true };
   });
   app.get('/fast', async () => ({ ok: true }));
@@ -20,13 +20,13 @@ async function appWithSlowRoute(t: Test, env: Record<string, string>) {
 }
 
 t.test('a request slower than REQUEST_LOG_SLOW_MS logs one warn line with method, route, status, duration and request id', async (t) => {
-  const { app, logs } = await appWithSlowRoute(t, { REQUEST_LOG_SLOW_MS: '30' });
+  const { app, logs } = await appWithSlowRoute(t, { REQUEST_LOG_SLOW_MS: '200' });
   await app.inject({ method: 'GET', url: '/slow' });
   await app.inject({ method: 'GET', url: '/fast' });
   const warns = logs.lines().filter((line) => line.level === 'warn');
   t.equal(warns.length, 1);
   t.match(warns[0], { msg: 'slow request', method: 'GET', route: '/slow', status: 200 });
-  t.ok(Number(warns[0]?.duration_ms) >= 30);
+  t.ok(Number(warns[0]?.duration_ms) >= 200);
   t.type(warns[0]?.request_id, 'string');
 });
 

@@ -8,14 +8,17 @@ import { proxiedUrl, startTcpProxy } from '../support/tcp-proxy.js';
 t.test('shutdown lets an in-flight request finish before closing', async (t) => {
   const app = Fastify();
   await app.register(httpPlugin, { config: testConfig() });
+  let entered!: () => void;
+  const inFlight = new Promise<void>((resolve) => (entered = resolve));
   app.get('/work', async () => {
+    entered();
     await sleep(300);
     return { done: true };
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as { port: number };
   const pending = fetch(`http://127.0.0.1:${port}/work`);
-  await sleep(50);
+  await inFlight;
   const outcome = shutdown(app, 5000);
   const response = await pending;
   t.equal(response.status, 200);
@@ -26,11 +29,16 @@ t.test('shutdown lets an in-flight request finish before closing', async (t) => 
 
 t.test('shutdown gives up after its timeout', async (t) => {
   const app = Fastify();
-  app.get('/stuck', () => new Promise(() => {}));
+  let entered!: () => void;
+  const inFlight = new Promise<void>((resolve) => (entered = resolve));
+  app.get('/stuck', () => {
+    entered();
+    return new Promise(() => {});
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as { port: number };
   void fetch(`http://127.0.0.1:${port}/stuck`).catch(() => {});
-  await sleep(50);
+  await inFlight;
   t.equal(await shutdown(app, 200), 'timeout');
   app.server.closeAllConnections();
 });
@@ -42,9 +50,9 @@ t.test('the real app finishes an in-flight /readyz on a slow database before it 
   const app = await build(t, { database: 'own', env: { DATABASE_URL: proxiedUrl(TEST_DATABASE_URL!, proxy) } });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as { port: number };
-  proxy.setDelay(150);
+  proxy.setDelay(600);
   const pending = fetch(`http://127.0.0.1:${port}/readyz`);
-  await sleep(50);
+  await sleep(250);
   const outcome = shutdown(app, 5000);
   const response = await pending;
   t.equal(response.status, 200);
