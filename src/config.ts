@@ -248,10 +248,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (e.ADMIN_TOKEN !== undefined && e.ADMIN_TOKEN_FILE !== undefined) {
     rules.push({ variable: 'ADMIN_TOKEN_FILE', message: 'set either ADMIN_TOKEN or ADMIN_TOKEN_FILE, not both' });
   }
-  if (e.TOKEN_ENCRYPTION_KEY === undefined && (e.NODE_ENV === 'production' || e.DATABASE_URL !== undefined)) {
+  if (e.TOKEN_ENCRYPTION_KEY === undefined && e.NODE_ENV === 'production') {
     rules.push({
       variable: 'TOKEN_ENCRYPTION_KEY',
-      message: 'is required with NODE_ENV=production or a DATABASE_URL (generate with: openssl rand -base64 32); only the embedded development setup generates one',
+      message: 'is required with NODE_ENV=production (generate with: openssl rand -base64 32); only development generates one into DATA_DIR',
     });
   }
   const googleParts = [e.GOOGLE_OAUTH_CLIENT_ID, e.GOOGLE_OAUTH_CLIENT_SECRET, e.GOOGLE_OAUTH_REDIRECT_URI];

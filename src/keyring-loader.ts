@@ -1,6 +1,7 @@
-// Builds the encryption keyring from the configuration. On a bare machine (embedded database, not
-// production) a missing key is generated once into DATA_DIR so `npm start` just works; with
-// NODE_ENV=production or a Postgres DATABASE_URL, TOKEN_ENCRYPTION_KEY is required.
+// Builds the encryption keyring from the configuration. Outside production a missing key is
+// generated once into DATA_DIR so `npm start` and `docker compose up` just work; with
+// NODE_ENV=production TOKEN_ENCRYPTION_KEY is required. Instances that generated different keys
+// over one database are caught by the keyring canary (/readyz: encryption_key_missing).
 import { mkdir, open, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Config } from './config.js';
