@@ -4,6 +4,8 @@ import type { DbOrTx } from './client.js';
 import { afterCursor, toPage, type Page } from './pagination.js';
 import { apiKeys, organizations } from './schema.js';
 
+export const API_KEY_PREFIX = 'sbk';
+
 export type ApiKey = typeof apiKeys.$inferSelect;
 export type ApiKeyRole = ApiKey['role'];
 

@@ -2,12 +2,10 @@
 // platform admin API and the bootstrap CLI.
 import { randomBytes } from 'node:crypto';
 import { issueToken } from '../crypto/tokens.js';
-import { createApiKey, type ApiKey } from './api-keys.js';
+import { API_KEY_PREFIX, createApiKey, type ApiKey } from './api-keys.js';
 import { auditRow, recordAuditEvents, type AuditActor } from './audit-events.js';
 import type { Db } from './client.js';
 import { createOrganization, type Organization } from './organizations.js';
-
-export const API_KEY_PREFIX = 'sbk';
 
 export class SlugTakenError extends Error {
   override name = 'SlugTakenError';

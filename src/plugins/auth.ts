@@ -6,11 +6,9 @@ import type { FastifyRequest } from 'fastify';
 import { AdminTokenError, adminTokenSource } from '../admin-token.js';
 import type { Config } from '../config.js';
 import { parseToken, safeEqual, tokenHint, verifySecret } from '../crypto/tokens.js';
-import { findApiKeyByPublicId, touchApiKey, type ApiKey, type ApiKeyRole } from '../db/api-keys.js';
-import { API_KEY_PREFIX } from '../db/provisioning.js';
+import { API_KEY_PREFIX, findApiKeyByPublicId, touchApiKey, type ApiKey, type ApiKeyRole } from '../db/api-keys.js';
 import { AppError } from '../errors.js';
 
-export { API_KEY_PREFIX } from '../db/provisioning.js';
 
 export type Principal =
   | { type: 'platform_admin' }

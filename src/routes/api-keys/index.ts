@@ -2,10 +2,10 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { issueToken } from '../../crypto/tokens.js';
-import { createApiKey, getApiKey, listApiKeys, revokeApiKey } from '../../db/api-keys.js';
+import { API_KEY_PREFIX, createApiKey, getApiKey, listApiKeys, revokeApiKey } from '../../db/api-keys.js';
 import { recordAuditEvents } from '../../db/audit-events.js';
 import { AppError } from '../../errors.js';
-import { API_KEY_PREFIX, organizationOf, requireRole } from '../../plugins/auth.js';
+import { organizationOf, requireRole } from '../../plugins/auth.js';
 import { auditEvent } from '../../plugins/audit.js';
 import { IdParams, listOf, PageQuery, toPage } from '../common.js';
 import { ApiKeyResponse, ApiKeySchema, CreateApiKeyBody, CreatedApiKeyResponse, toApiKeyJson } from './schemas.js';

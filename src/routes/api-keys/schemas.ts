@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import type { ApiKey } from '../../db/api-keys.js';
-import { API_KEY_PREFIX } from '../../plugins/auth.js';
+import { API_KEY_PREFIX, type ApiKey } from '../../db/api-keys.js';
 import { iso, isoOrNull, Name, NullableTimestamp, Timestamp } from '../common.js';
 
 export const ApiKeySchema = z.object({
