@@ -1,7 +1,9 @@
 // Periodic maintenance, safe to run on every instance at once: expired leases go back to pending
-// (or dead), and deliveries past WEBHOOK_RETENTION_DAYS are deleted in batches (SKIP LOCKED).
+// (or dead), deliveries past WEBHOOK_RETENTION_DAYS are deleted in batches (SKIP LOCKED), and
+// expired OAuth states are deleted.
 import fp from 'fastify-plugin';
 import { expireLeases, pruneDeliveries } from '../db/deliveries.js';
+import { pruneOAuthStates } from '../db/oauth.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -18,6 +20,8 @@ export default fp<{ intervalMs: number }>(
         try {
           const expired = await expireLeases(app.db, null, app.config.webhookMaxAttempts);
           const pruned = await pruneDeliveries(app.db, app.config.webhookRetentionDays);
+          // OAuth flows that were started but never came back leave expired states behind.
+          await pruneOAuthStates(app.db);
           if (expired + pruned > 0) app.log.info({ expired_leases: expired, pruned_deliveries: pruned }, 'maintenance');
           return { expired, pruned };
         } finally {
