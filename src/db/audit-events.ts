@@ -32,6 +32,7 @@ export async function recordAuditEvents(db: DbOrTx, events: NewAuditEvent[]): Pr
 export interface AuditFilter {
   action?: string | undefined;
   actorType?: ActorType | undefined;
+  actorId?: string | undefined;
   since?: Date | undefined;
   until?: Date | undefined;
 }
@@ -43,6 +44,7 @@ export async function listAuditEvents(db: DbOrTx, organizationId: string | null,
     afterCursor(auditEvents.id, page),
     filter.action ? eq(auditEvents.action, filter.action) : undefined,
     filter.actorType ? eq(auditEvents.actorType, filter.actorType) : undefined,
+    filter.actorId ? eq(auditEvents.actorId, filter.actorId) : undefined,
     filter.since ? gte(auditEvents.occurredAt, filter.since) : undefined,
     filter.until ? lt(auditEvents.occurredAt, filter.until) : undefined,
   ];

@@ -31,6 +31,8 @@ t.test('filters by action, actor type and time range, with cursor pagination', a
   for (let i = 0; i < 3; i++) await createKey(app, org.adminKey, 'read_only');
   t.equal((await events(app, org.adminKey, '?action=api_key.created')).length, 4);
   t.equal((await events(app, org.adminKey, '?actor_type=platform_admin')).length, 1);
+  t.equal((await events(app, org.adminKey, `?actor_type=api_key&actor_id=${org.adminKeyId}`)).length, 3, 'what one key did');
+  t.equal((await events(app, org.adminKey, '?actor_id=no-such-actor')).length, 0);
   t.equal((await events(app, org.adminKey, '?action=api_key.revoked')).length, 0);
   const future = new Date(Date.now() + 60_000).toISOString();
   t.equal((await events(app, org.adminKey, `?since=${encodeURIComponent(future)}`)).length, 0);

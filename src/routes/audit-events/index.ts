@@ -15,11 +15,11 @@ const auditEvents: FastifyPluginAsync = async (instance) => {
     '/',
     { preHandler: requireRole('admin'), schema: { querystring: ListAuditEventsQuery, response: { 200: listOf(AuditEventSchema) } } },
     async (request) => {
-      const { action, actor_type, since, until } = request.query;
+      const { action, actor_type, actor_id, since, until } = request.query;
       const page = await listAuditEvents(
         app.db,
         organizationOf(request),
-        { action, actorType: actor_type, since: since ? new Date(since) : undefined, until: until ? new Date(until) : undefined },
+        { action, actorType: actor_type, actorId: actor_id, since: since ? new Date(since) : undefined, until: until ? new Date(until) : undefined },
         toPage(request.query),
       );
       return { data: page.data.map(toAuditEventJson), next_cursor: page.nextCursor };

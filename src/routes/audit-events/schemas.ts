@@ -24,6 +24,7 @@ export const ListAuditEventsQuery = z
     ...PageQueryShape,
     action: z.string().max(100).regex(/^[a-z_]+(\.[a-z_]+)*$/, { error: 'must look like resource.verb, e.g. api_key.revoked' }).optional(),
     actor_type: z.enum(ACTOR_TYPES).optional(),
+    actor_id: z.string().min(1).max(100).optional().describe('Only events by this actor, e.g. an API key id (with actor_type=api_key) or an agent id'),
     since: Timestamp.optional(),
     until: Timestamp.optional(),
   })
