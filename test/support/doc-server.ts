@@ -18,12 +18,12 @@ export interface DocServer {
   adminToken(): string;
   /** The test helpers' `app` for this server: inject() over real HTTP. */
   client: FastifyInstance;
-  /** Restarts the server with `changes` applied to its environment (as an operator redeploys). */
-  restart(changes?: Record<string, string>): Promise<void>;
+  /** Restarts the server with `changes` applied to its environment (as an operator redeploys); resolves once `probe` answers 200. */
+  restart(changes?: Record<string, string>, probe?: string): Promise<void>;
   process(): ServerProcess;
 }
 
-export async function startDocServer(t: Test): Promise<DocServer> {
+export async function startDocServer(t: Test, extraEnv: Record<string, string> = {}): Promise<DocServer> {
   const dir = mkdtempSync(join(tmpdir(), 'switchboard-docs-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const adminTokenFile = join(dir, 'admin-token');
@@ -37,6 +37,7 @@ export async function startDocServer(t: Test): Promise<DocServer> {
     GOOGLE_OAUTH_CLIENT_SECRET: 'docs-client-secret',
     GOOGLE_OAUTH_REDIRECT_URI: 'http://127.0.0.1:8080/api/v1/oauth/google/callback',
     LOG_LEVEL: 'warn',
+    ...extraEnv,
   };
   let server = await startServer(env);
   t.teardown(() => server.stop('SIGKILL'));
@@ -63,11 +64,11 @@ export async function startDocServer(t: Test): Promise<DocServer> {
     adminTokenFile,
     adminToken: () => readFileSync(adminTokenFile, 'utf8').trim(),
     client,
-    async restart(changes = {}) {
+    async restart(changes = {}, probe = '/readyz') {
       await server.stop('SIGTERM');
       Object.assign(env, changes);
       for (const [name, value] of Object.entries(env)) if (value === '') delete env[name];
-      server = await startServer(env);
+      server = await startServer(env, 30_000, probe);
     },
     process: () => server,
   };

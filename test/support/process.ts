@@ -36,8 +36,8 @@ export function runCommand(
   });
 }
 
-/** Starts dist/server.js with exactly `env` (plus PATH) and resolves once /readyz answers 200. */
-export async function startServer(env: Record<string, string | undefined>, timeoutMs = 30_000): Promise<ServerProcess> {
+/** Starts dist/server.js with exactly `env` (plus PATH) and resolves once `probe` (/readyz) answers 200. */
+export async function startServer(env: Record<string, string | undefined>, timeoutMs = 30_000, probe = '/readyz'): Promise<ServerProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, ['dist/server.js'], {
     env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: String(port), ...env },
@@ -52,7 +52,7 @@ export async function startServer(env: Record<string, string | undefined>, timeo
   for (;;) {
     if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}:\n${output}`);
     try {
-      const response = await fetch(`${url}/readyz`);
+      const response = await fetch(`${url}${probe}`);
       if (response.status === 200) break;
     } catch {
       // not listening yet
