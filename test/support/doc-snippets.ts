@@ -24,12 +24,15 @@ export function runnableSnippets(): Map<string, Snippet> {
   const snippets = new Map<string, Snippet>();
   for (const file of ['README.md', ...markdownFiles('docs')]) {
     const text = readFileSync(file, 'utf8');
-    for (const match of text.matchAll(/^```sh runnable ([\w-]+)\n([\s\S]*?)^```$/gm)) {
-      const name = match[1]!;
+    // A block may be indented (inside a list item); its lines lose that indentation.
+    for (const match of text.matchAll(/^( *)```sh runnable ([\w-]+)\n([\s\S]*?)^\1```$/gm)) {
+      const indent = match[1]!;
+      const name = match[2]!;
+      const code = match[3]!.split('\n').map((line) => (line.startsWith(indent) ? line.slice(indent.length) : line)).join('\n');
       const line = text.slice(0, match.index).split('\n').length;
       const existing = snippets.get(name);
       if (existing) throw new Error(`runnable block "${name}" is in ${existing.file}:${existing.line} and ${file}:${line}`);
-      snippets.set(name, { name, file, line, code: match[2]! });
+      snippets.set(name, { name, file, line, code });
     }
   }
   return snippets;
@@ -41,9 +44,10 @@ export interface SnippetRun {
   stderr: string;
 }
 
-/** Runs a snippet with bash in the repository root, with exactly `env` (plus PATH and HOME). */
-export function runSnippet(snippet: Snippet, env: Record<string, string | undefined>, timeoutMs = 60_000): Promise<SnippetRun> {
-  const child = spawn('bash', ['-euo', 'pipefail', '-c', snippet.code], {
+/** Runs snippets in one bash (as an operator runs consecutive blocks in one shell) in the repository root, with exactly `env` (plus PATH and HOME). */
+export function runSnippet(snippets: Snippet | Snippet[], env: Record<string, string | undefined>, timeoutMs = 60_000): Promise<SnippetRun> {
+  const code = [snippets].flat().map((snippet) => snippet.code).join('\n');
+  const child = spawn('bash', ['-euo', 'pipefail', '-c', code], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
