@@ -11,6 +11,7 @@ const compose = parse(readFileSync('compose.yml', 'utf8')) as {
   volumes: Record<string, unknown>;
 };
 const envExample = readFileSync('.env.example', 'utf8');
+const configurationDoc = readFileSync('docs/reference/configuration.md', 'utf8');
 const dockerignore = readFileSync('.dockerignore', 'utf8').split('\n');
 const variables = Object.keys(EnvSchema.shape);
 
@@ -53,4 +54,8 @@ t.test('every variable the app reads is documented in .env.example, and compose 
   for (const variable of Object.keys(compose.services.api!.environment)) t.ok(variables.includes(variable), `compose sets ${variable}`);
   t.notMatch(envExample, /^(ADMIN_TOKEN|TOKEN_ENCRYPTION_KEY|GOOGLE_OAUTH_CLIENT_SECRET)=\S/m, 'no secret values in .env.example');
   t.match(envExample, /openssl rand -base64 32/, 'it says how to generate secrets');
+});
+
+t.test('docs/reference/configuration.md has a row for every variable, with its default', async (t) => {
+  for (const variable of variables) t.match(configurationDoc, new RegExp(`^\\| \`${variable}\` \\| [^|]+ \\| .+ \\|$`, 'm'), `${variable} is documented`);
 });
