@@ -36,6 +36,7 @@ t.test('without METRICS_TOKEN any other peer gets 403 metrics_loopback_only, wha
     t.equal(res.json().code, 'metrics_loopback_only');
     t.notMatch(res.body, 'switchboard_');
   }
+  t.equal((await app.inject({ method: 'HEAD', url: '/metrics', remoteAddress: '203.0.113.7' })).statusCode, 403, 'HEAD is guarded too');
   t.ok(logs.lines().some((line) => line.msg === 'metrics scrape refused: not a loopback client and METRICS_TOKEN is not set' && line.peer === '203.0.113.7'));
   t.notMatch(logs.text(), org.adminKey, 'a presented key is never logged');
 });
