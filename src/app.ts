@@ -8,6 +8,7 @@ import type { Database } from './db/client.js';
 import { createLogger } from './logger.js';
 import databasePlugin from './plugins/database.js';
 import errorsPlugin from './plugins/errors.js';
+import metricsPlugin from './plugins/metrics.js';
 import httpPlugin, { requestId } from './plugins/http.js';
 import rateLimitPlugin from './plugins/rate-limit.js';
 import requestLogPlugin from './plugins/request-log.js';
@@ -15,6 +16,7 @@ import agentCredentialRoutes from './routes/agent-credentials/index.js';
 import agentDeliveryRoutes from './routes/agent-deliveries/index.js';
 import agentRoutes from './routes/agent/index.js';
 import hookRoutes from './routes/hooks/index.js';
+import metricsRoutes from './routes/metrics/index.js';
 import oauthRoutes from './routes/oauth/index.js';
 import webhookRoutes from './routes/webhooks/index.js';
 import agentsRoutes from './routes/agents/index.js';
@@ -60,6 +62,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(httpPlugin, { config });
   await app.register(requestLogPlugin, { config });
   await app.register(databasePlugin, { config, database: options.database });
+  await app.register(metricsPlugin);
 
   await app.register(keyringPlugin, { config });
   await app.register(jobsPlugin, { intervalMs: 60_000 });
@@ -69,6 +72,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(agentAuthPlugin, { config });
 
   await app.register(healthRoutes, { readinessTimeoutMs: config.readinessTimeoutMs });
+  await app.register(metricsRoutes, { token: config.metricsToken });
   await app.register(
     async (api) => {
       await api.register(organizationsRoutes, { prefix: '/organizations' });

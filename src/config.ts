@@ -162,6 +162,9 @@ export const EnvSchema = z.object({
   RATE_LIMIT_WEBHOOK_MAX: int(60, 1, 10_000_000),
   RATE_LIMIT_WEBHOOK_WINDOW_S: int(60, 1, 86_400),
   CORS_ORIGINS: corsOrigins,
+  METRICS_TOKEN: optionalString.refine((value) => value === undefined || value.length >= 32, {
+    error: 'must be at least 32 characters (generate one with: openssl rand -base64 32)',
+  }),
 });
 
 export type Env = z.input<typeof EnvSchema>;
@@ -207,6 +210,8 @@ export interface Config {
   google: GoogleOAuthConfig | null;
   googleScopes: string[];
   oauthSuccessRedirectUrl: string | undefined;
+  /** Bearer token for GET /metrics; unset: /metrics answers loopback clients only. */
+  metricsToken: string | undefined;
 }
 
 export interface GoogleOAuthConfig {
@@ -315,5 +320,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         : null,
     googleScopes: e.GOOGLE_OAUTH_SCOPES.split(/\s+/).filter(Boolean),
     oauthSuccessRedirectUrl: e.OAUTH_SUCCESS_REDIRECT_URL,
+    metricsToken: e.METRICS_TOKEN,
   };
 }

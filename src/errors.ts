@@ -12,6 +12,7 @@ export const PROBLEMS = {
   unauthorized: { status: 401, title: 'Authentication required' },
   forbidden: { status: 403, title: 'Forbidden' },
   agent_disabled: { status: 403, title: 'Agent disabled' },
+  metrics_loopback_only: { status: 403, title: 'Metrics are served only to this host unless METRICS_TOKEN is set' },
   signature_missing: { status: 403, title: 'Webhook signature missing' },
   signature_invalid: { status: 403, title: 'Webhook signature invalid' },
   timestamp_out_of_tolerance: { status: 403, title: 'Webhook timestamp outside the tolerance window' },

@@ -19,6 +19,8 @@ export type DbOrTx = Db | Tx;
 export interface Database {
   readonly kind: 'postgres' | 'embedded';
   readonly db: Db;
+  /** Connections this handle may open at once (the pool size; 1 for the embedded database). */
+  readonly poolMax: number;
   /** Runs `fn` while holding a cluster-wide lock, so concurrent instances serialize (e.g. migrations). */
   withExclusiveLock<T>(key: number, fn: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -55,6 +57,7 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
   return {
     kind: 'postgres',
     db,
+    poolMax: options.poolMax,
     async withExclusiveLock(key, fn) {
       const conn = await client.reserve();
       try {
@@ -88,6 +91,7 @@ async function openEmbedded(dataDir: string): Promise<Database> {
   return {
     kind: 'embedded',
     db,
+    poolMax: 1,
     // One process owns the embedded database, so there is nobody to serialize with.
     withExclusiveLock: (_key, fn) => fn(),
     close: once(async () => {

@@ -75,6 +75,7 @@ export default fp<{ config: Config }>(
           requestId: request.id,
         });
         request.log.warn({ public_id: parsed?.publicId ?? null, hint: presented ? tokenHint(presented) : null, reason }, 'agent authentication failed');
+        app.metrics.agentAuthFailed(reason ?? 'unknown_token');
         // Failed attempts on any agent route count against the per-IP limit (once per request).
         if (!request.agentAuthCounted) await app.limiters.hit('agentAuth', request);
         throw new AppError('unauthorized', { detail: 'A valid agent token is required', headers: CHALLENGE });
@@ -99,5 +100,5 @@ export default fp<{ config: Config }>(
       }
     });
   },
-  { name: 'agent-auth', dependencies: ['database', 'audit', 'rate-limit'] },
+  { name: 'agent-auth', dependencies: ['database', 'audit', 'rate-limit', 'metrics'] },
 );

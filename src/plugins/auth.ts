@@ -106,14 +106,16 @@ export default fp<{ config: Config }>(
       }
       const presented = bearerToken(request);
       if (presented === null || !safeEqual(presented, expected)) {
+        const reason = presented === null ? 'missing_credentials' : 'invalid_admin_token';
         app.auditFailures.add({
           organizationId: null,
           action: 'auth.failed',
           clientIp: request.ip,
           credentialId: null,
-          reason: presented === null ? 'missing_credentials' : 'invalid_admin_token',
+          reason,
           requestId: request.id,
         });
+        app.metrics.adminAuthFailed(reason);
         request.log.warn({ hint: presented ? tokenHint(presented) : null }, 'platform admin authentication failed');
         throw new AppError('unauthorized', { detail: 'The platform admin token is required', headers: CHALLENGE });
       }
@@ -137,6 +139,7 @@ export default fp<{ config: Config }>(
           requestId: request.id,
         });
         request.log.warn({ key_id: parsed?.publicId ?? null, hint: presented ? tokenHint(presented) : null, reason }, 'API key authentication failed');
+        app.metrics.apiKeyAuthFailed(reason ?? 'unknown_key');
         throw unauthorized();
       }
       request.principal = {
@@ -155,5 +158,5 @@ export default fp<{ config: Config }>(
       }
     });
   },
-  { name: 'auth', dependencies: ['database', 'audit'] },
+  { name: 'auth', dependencies: ['database', 'audit', 'metrics'] },
 );

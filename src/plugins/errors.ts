@@ -20,6 +20,7 @@ export function sendProblem(
   extensions: Record<string, unknown> = {},
   status: number = PROBLEMS[code].status,
 ) {
+  request.problemCode = code;
   return reply
     .status(status)
     .type('application/problem+json')
@@ -62,6 +63,10 @@ declare module 'fastify' {
     /** Every registered method and path (HEAD included), e.g. for route-coverage tests and docs. */
     knownRoutes: ReadonlyArray<{ method: string; url: string }>;
   }
+  interface FastifyRequest {
+    /** The `code` of the problem this request was answered with, once it was; for metrics. */
+    problemCode: ProblemCode | null;
+  }
 }
 
 export default fp(
@@ -70,6 +75,7 @@ export default fp(
     const known = FindMyWay();
     const list: { method: string; url: string }[] = [];
     app.decorate('knownRoutes', list);
+    app.decorateRequest('problemCode', null);
     app.addHook('onRoute', (route) => {
       const methods = Array.isArray(route.method) ? route.method : [route.method];
       for (const method of methods) {

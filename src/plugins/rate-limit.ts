@@ -46,12 +46,19 @@ function fallbackStoreClass(app: FastifyInstance, redis: Redis, state: { usingRe
         key,
         (err, result) => {
           if (!err) {
-            if (!state.usingRedis) app.log.info('Redis answers again: rate limits are shared across instances');
+            if (!state.usingRedis) {
+              app.log.info('Redis answers again: rate limits are shared across instances');
+              app.metrics.rateLimitShared(true);
+            }
             state.usingRedis = true;
             cb(null, result);
             return;
           }
-          if (state.usingRedis) app.log.warn({ err }, 'Redis unavailable: rate limits fall back to this process until it returns');
+          if (state.usingRedis) {
+            app.log.warn({ err }, 'Redis unavailable: rate limits fall back to this process until it returns');
+            app.metrics.rateLimitFellBack();
+            app.metrics.rateLimitShared(false);
+          }
           state.usingRedis = false;
           this.localStore.incr(key, cb, timeWindow, max);
         },
@@ -88,9 +95,12 @@ export default fp<{ config: Config }>(
           resolve(true);
         });
       });
-      if (!ready) {
+      if (ready) {
+        app.metrics.rateLimitShared(true);
+      } else {
         state.usingRedis = false;
         app.log.warn('Redis is not reachable at start-up: rate limits are per process until it is');
+        app.metrics.rateLimitFellBack();
       }
       app.addHook('onClose', async () => {
         redis.disconnect();
@@ -127,6 +137,7 @@ export default fp<{ config: Config }>(
         const result = await checks[name](request);
         if (result.isAllowed || !result.isExceeded) return;
         request.log.warn({ limiter: name }, 'rate limit exceeded');
+        app.metrics.rateLimitRejected(name);
         throw new AppError('rate_limited', {
           detail: `Too many requests; retry in ${result.ttlInSeconds} seconds`,
           headers: {
@@ -143,5 +154,5 @@ export default fp<{ config: Config }>(
       },
     });
   },
-  { name: 'rate-limit' },
+  { name: 'rate-limit', dependencies: ['metrics'] },
 );

@@ -4,7 +4,8 @@ import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
 import { redactUrl } from '../logger.js';
 
-const PROBES = new Set(['/healthz', '/readyz']);
+// Scrapes are as regular as probes; refused scrapes still log a warning of their own.
+const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
 
 export default fp<{ config: Config }>(
   async (app, { config }) => {

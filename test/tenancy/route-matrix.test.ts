@@ -22,10 +22,12 @@ interface Req {
   url: string;
   payload?: unknown;
   headers?: Record<string, string>;
+  /** The TCP peer, when the route cares (default: the test's random non-loopback address). */
+  remoteAddress?: string;
 }
 
 interface Rule {
-  auth: 'public' | 'platform' | 'org' | 'agent' | 'webhook';
+  auth: 'public' | 'platform' | 'org' | 'agent' | 'webhook' | 'metrics';
   /** Role an organization key needs. */
   role?: 'admin' | 'read_only';
   /** Does the path name a resource of the caller's tenant (so another tenant must get 404)? */
@@ -41,6 +43,9 @@ const LONG = 'x'.repeat(10_000);
 const RULES: Record<string, Rule> = {
   'GET /healthz': { auth: 'public', ok: () => ({ url: '/healthz' }), okStatus: 200 },
   'GET /readyz': { auth: 'public', ok: () => ({ url: '/readyz' }), okStatus: 200 },
+  // Without METRICS_TOKEN (the matrix app) only a loopback peer is served; the token case is in
+  // test/metrics/access.test.ts.
+  'GET /metrics': { auth: 'metrics', ok: () => ({ url: '/metrics', remoteAddress: '127.0.0.1' }), okStatus: 200 },
   'POST /api/v1/organizations': {
     auth: 'platform',
     ok: () => ({ url: '/api/v1/organizations', payload: { name: 'matrix org' } }),
@@ -356,7 +361,7 @@ for (const [route, rule] of Object.entries(RULES)) {
     // One address per route test, so agent-auth limits of one case never affect another.
     const remoteAddress = randomIpv6();
     const send = async (req: Req, headers: Record<string, string>) =>
-      app.inject({ method, url: req.url, headers: { ...headers, ...req.headers }, remoteAddress, ...(req.payload !== undefined ? { payload: req.payload as object } : {}) });
+      app.inject({ method, url: req.url, headers: { ...headers, ...req.headers }, remoteAddress: req.remoteAddress ?? remoteAddress, ...(req.payload !== undefined ? { payload: req.payload as object } : {}) });
 
     if (rule.auth === 'webhook') {
       const { headers: _signed, ...unsigned } = await rule.ok(ctx);
@@ -365,7 +370,15 @@ for (const [route, rule] of Object.entries(RULES)) {
       t.equal(res.json().code, 'signature_missing');
       t.equal((await send(unsigned, { ...bearer(ctx.a.adminKey), 'content-type': 'application/json' })).statusCode, 403, 'an API key is no signature');
     }
-    if (rule.auth !== 'public' && rule.auth !== 'webhook') {
+    if (rule.auth === 'metrics') {
+      const { remoteAddress: _loopback, ...remote } = await rule.ok(ctx);
+      for (const headers of [{}, bearer(ctx.a.adminKey), asAdmin, asAgent(ctx.aAgent.token)]) {
+        const res = await send(remote, headers);
+        t.equal(res.statusCode, 403, 'a non-loopback peer → 403, whatever credential it sends');
+        t.equal(res.json().code, 'metrics_loopback_only');
+      }
+    }
+    if (rule.auth !== 'public' && rule.auth !== 'webhook' && rule.auth !== 'metrics') {
       const none = await send(await rule.ok(ctx), {});
       t.equal(none.statusCode, 401, 'no credentials → 401');
       t.equal(none.json().code, 'unauthorized');

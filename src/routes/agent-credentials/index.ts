@@ -54,11 +54,13 @@ const agentCredentials: FastifyPluginAsync = async (instance) => {
           accessTokenExpiresAt: refreshed.expiresAt,
           scopes: refreshed.scopes,
         });
+        app.metrics.oauthRefreshSucceeded();
         return { kind: 'token', token: refreshed.accessToken, expiresAt: refreshed.expiresAt, refreshed: true, ...base, scopes: refreshed.scopes ?? connection.scopes };
       } catch (err) {
         const grant = err instanceof GoogleGrantError;
         request.log.warn({ reason: (err as Error).message, connection_id: connection.id }, 'Google token refresh failed');
         // invalid_grant: the refresh token is dead, mark the connection; otherwise leave it intact.
+        app.metrics.oauthRefreshFailed(grant ? 'invalid_grant' : 'unavailable');
         await recordRefresh(tx, organizationId, { ok: false, status: grant ? 'expired' : 'connected', error: grant ? `refresh refused: ${(err as Error).message}` : 'Google unavailable' });
         await recordAuditEvents(tx, [
           auditRow(actorOf(request), organizationId, { action: 'oauth.refresh_failed', outcome: 'failure', targetType: 'google_connection', targetId: connection.id, details: { reason: grant ? 'invalid_grant' : 'unavailable' } }),
@@ -80,6 +82,7 @@ const agentCredentials: FastifyPluginAsync = async (instance) => {
         details: { expires_at: outcome.expiresAt.toISOString(), refreshed: outcome.refreshed },
       }),
     ]);
+    app.metrics.brokerIssued(outcome.refreshed ? 'refreshed' : 'cached');
     return { access_token: outcome.token, expires_at: outcome.expiresAt.toISOString(), scopes: outcome.scopes, account_email: outcome.email };
   });
 };

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { SIGNATURE_HEADERS, verifyWebhookSignature } from '../../crypto/signatures.js';
 import { storeDelivery } from '../../db/deliveries.js';
 import { findWebhookForIngest, secretAad, type Webhook } from '../../db/webhooks.js';
-import { AppError } from '../../errors.js';
+import { AppError, codeForStatus } from '../../errors.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -68,7 +68,16 @@ const hooks: FastifyPluginAsync = async (instance) => {
       requestId: request.id,
     });
     request.log.warn({ webhook_id: webhook.id, reason }, 'webhook signature rejected');
+    app.metrics.webhookSignatureFailed(reason);
   };
+
+  // Every ingest answer counts once: 202 accepted, 200 duplicate, anything else rejected with its
+  // problem code (signature, limit, unknown or disabled webhook, body size, database outage…).
+  app.addHook('onResponse', async (request, reply) => {
+    if (reply.statusCode === 202) app.metrics.webhookDelivered('accepted');
+    else if (reply.statusCode === 200) app.metrics.webhookDelivered('duplicate');
+    else app.metrics.webhookRejected(request.problemCode ?? codeForStatus(reply.statusCode));
+  });
 
   // Receive one signed delivery from a sender.
   app.post(
