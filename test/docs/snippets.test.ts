@@ -44,6 +44,11 @@ const scenarios: Record<string, Scenario> = {
       t.match(documents, [{ status: 'ok' }, { status: 'ready' }]);
     },
   },
+  metrics: {
+    async check(t, { stdout }) {
+      t.match(stdout, /^switchboard_http_request_duration_seconds_count\{.*route="\/healthz".*\} \d+/m, 'request counters by route template');
+    },
+  },
   'org-create-cli': {
     setup: withoutAcme,
     async check(t, { stdout }) {

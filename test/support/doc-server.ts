@@ -36,6 +36,7 @@ export async function startDocServer(t: Test, extraEnv: Record<string, string> =
     GOOGLE_OAUTH_CLIENT_ID: 'docs-client.apps.googleusercontent.com',
     GOOGLE_OAUTH_CLIENT_SECRET: 'docs-client-secret',
     GOOGLE_OAUTH_REDIRECT_URI: 'http://127.0.0.1:8080/api/v1/oauth/google/callback',
+    METRICS_TOKEN: randomBytes(32).toString('base64url'),
     LOG_LEVEL: 'warn',
     ...extraEnv,
   };
