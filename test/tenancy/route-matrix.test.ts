@@ -41,6 +41,14 @@ const LONG = 'x'.repeat(10_000);
 const RULES: Record<string, Rule> = {
   'GET /healthz': { auth: 'public', ok: () => ({ url: '/healthz' }), okStatus: 200 },
   'GET /readyz': { auth: 'public', ok: () => ({ url: '/readyz' }), okStatus: 200 },
+  // The API description and its reference page are public, like the probes (docs/reference/api.md).
+  'GET /openapi.json': { auth: 'public', ok: () => ({ url: '/openapi.json' }), okStatus: 200 },
+  'GET /docs': { auth: 'public', ok: () => ({ url: '/docs' }), okStatus: 200 },
+  'GET /docs/json': { auth: 'public', ok: () => ({ url: '/docs/json' }), okStatus: 200 },
+  'GET /docs/yaml': { auth: 'public', ok: () => ({ url: '/docs/yaml' }), okStatus: 200 },
+  'GET /docs/static/index.html': { auth: 'public', ok: () => ({ url: '/docs/static/index.html' }), okStatus: 302 },
+  'GET /docs/static/swagger-initializer.js': { auth: 'public', ok: () => ({ url: '/docs/static/swagger-initializer.js' }), okStatus: 200 },
+  'GET /docs/static/*': { auth: 'public', ok: () => ({ url: '/docs/static/swagger-ui-bundle.js' }), okStatus: 200 },
   'POST /api/v1/organizations': {
     auth: 'platform',
     ok: () => ({ url: '/api/v1/organizations', payload: { name: 'matrix org' } }),

@@ -10,6 +10,7 @@ import { AppError } from '../../errors.js';
 import { GoogleGrantError, GoogleOAuth } from '../../google/oauth-client.js';
 import { agentOf } from '../../plugins/agent-auth.js';
 import { actorOf } from '../../plugins/audit.js';
+import { authenticateAll } from '../../plugins/auth.js';
 
 /** A cached token is handed out only while it has more than this left. */
 const MIN_REMAINING_MS = 5 * 60_000;
@@ -27,11 +28,11 @@ type Outcome =
 
 const agentCredentials: FastifyPluginAsync = async (instance) => {
   const app = instance.withTypeProvider<ZodTypeProvider>();
-  app.addHook('onRequest', app.authenticateAgent);
+  authenticateAll(instance, 'agentToken');
   const google = app.config.google ? new GoogleOAuth(app.config.google, app.config.googleScopes) : null;
 
   // A Google access token for the agent's organization.
-  app.post('/google/token', { schema: { response: { 200: TokenResponse } } }, async (request) => {
+  app.post('/google/token', { schema: { summary: 'A short-lived Google access token for the agent\'s organization', problems: ['oauth_not_configured', 'oauth_not_connected', 'reconnect_required', 'token_refresh_failed', 'encryption_key_unavailable'], response: { 200: TokenResponse } } }, async (request) => {
     if (!google) throw new AppError('oauth_not_configured', { detail: 'Google OAuth is not configured on this server' });
     const agent = agentOf(request);
     const organizationId = agent.organizationId;

@@ -26,7 +26,7 @@ const agent: FastifyPluginAsync = async (instance) => {
   // Lets an agent check its token at start-up. Every attempt counts against the per-IP limit.
   app.post(
     '/auth',
-    { onRequest: [app.limitAgentAuthAttempts, app.authenticateAgent], schema: { response: { 200: AgentAuthResponse } } },
+    { onRequest: [app.limitAgentAuthAttempts, app.authenticateAgent], schema: { summary: 'Check the agent token (counts against the per-IP limit)', response: { 200: AgentAuthResponse } } },
     async (request) => {
       const principal = agentOf(request);
       return {
@@ -37,7 +37,7 @@ const agent: FastifyPluginAsync = async (instance) => {
   );
 
   // Liveness from the agent, with optional detail for operators.
-  app.post('/heartbeat', { onRequest: app.authenticateAgent, schema: { body: HeartbeatBody, response: { 200: HeartbeatResponse } } }, async (request) => {
+  app.post('/heartbeat', { onRequest: app.authenticateAgent, schema: { summary: 'Heartbeat, with optional detail for operators', body: HeartbeatBody, response: { 200: HeartbeatResponse } } }, async (request) => {
     const principal = agentOf(request);
     const { status_detail, version } = request.body;
     // Detail or version changes are written now; a bare heartbeat relies on the throttled

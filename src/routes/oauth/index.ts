@@ -19,6 +19,7 @@ import { AppError, PROBLEMS, type ProblemCode } from '../../errors.js';
 import { GoogleGrantError, GoogleOAuth } from '../../google/oauth-client.js';
 import { organizationOf, requireRole } from '../../plugins/auth.js';
 import { auditEvent } from '../../plugins/audit.js';
+import { NoContent } from '../common.js';
 import { CallbackQuery, googleStatus, OAuthStatusResponse, StartQuery, StartResponse } from './schemas.js';
 
 const STATE_TTL_S = 600;
@@ -51,7 +52,7 @@ const oauth: FastifyPluginAsync = async (instance) => {
   // Begin connecting the organization's Google account (consent page, PKCE, single-use state).
   app.get(
     '/google/start',
-    { onRequest: app.authenticateApiKey, preHandler: requireRole('admin'), schema: { querystring: StartQuery, response: { 200: StartResponse } } },
+    { onRequest: app.authenticateApiKey, preHandler: requireRole('admin'), schema: { summary: 'Start connecting the organization\'s Google account', description: 'Answers 302 to Google\'s consent page; with ?redirect=false, 200 with the URL instead.', problems: ['oauth_not_configured'], querystring: StartQuery, response: { 200: StartResponse } } },
     async (request, reply) => {
       const client = requireGoogle();
       const organizationId = organizationOf(request);
@@ -71,7 +72,7 @@ const oauth: FastifyPluginAsync = async (instance) => {
   );
 
   // Google sends the browser back here with ?code&state (or ?error).
-  app.get('/google/callback', { schema: { querystring: CallbackQuery } }, async (request, reply) => {
+  app.get('/google/callback', { schema: { summary: 'Google\'s redirect back after consent (browser page)', description: 'Answers an HTML page (or 302 to OAUTH_SUCCESS_REDIRECT_URL); failures carry their code in X-Error-Code.', produces: ['text/html'], problems: ['oauth_not_configured', 'access_denied', 'invalid_state', 'no_refresh_token', 'token_exchange_failed', 'encryption_key_unavailable'], querystring: CallbackQuery } }, async (request, reply) => {
     const fail = (code: ProblemCode, message: string) => page(reply, PROBLEMS[code].status, 'Google account not connected', message, code);
     if (!google) return fail('oauth_not_configured', 'Google OAuth is not configured on this server.');
     const { code, state, error } = request.query;
@@ -120,13 +121,13 @@ const oauth: FastifyPluginAsync = async (instance) => {
   });
 
   // The organization's Google connection, as of the last refresh (does not call Google).
-  app.get('/status', { onRequest: app.authenticateApiKey, schema: { response: { 200: OAuthStatusResponse } } }, async (request) => {
+  app.get('/status', { onRequest: app.authenticateApiKey, schema: { summary: 'The organization\'s Google connection status', response: { 200: OAuthStatusResponse } } }, async (request) => {
     const connection = await getGoogleConnection(app.db, organizationOf(request));
     return googleStatus(connection, google !== null, config.googleScopes);
   });
 
   // Disconnect: revoke at Google (best effort, recorded) and delete the stored credentials.
-  app.delete('/google', { onRequest: app.authenticateApiKey, preHandler: requireRole('admin') }, async (request, reply) => {
+  app.delete('/google', { onRequest: app.authenticateApiKey, preHandler: requireRole('admin'), schema: { summary: 'Disconnect the Google account', problems: ['not_found', 'encryption_key_unavailable'], response: { 204: NoContent } } }, async (request, reply) => {
     const organizationId = organizationOf(request);
     const connection = await getGoogleConnection(app.db, organizationId);
     if (!connection) throw new AppError('not_found', { detail: 'No Google account is connected' });
