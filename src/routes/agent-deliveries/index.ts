@@ -57,22 +57,45 @@ const agentDeliveries: FastifyPluginAsync = async (instance) => {
   });
 
   // Processing succeeded.
-  app.post('/:id/ack', { schema: { summary: 'Acknowledge a leased delivery: processing succeeded', problems: ['lease_not_held'], params: IdParams, response: { 200: FinishResponse } } }, async (request) => {
-    const agent = agentOf(request);
-    return finished(request.params.id, await finishDelivery(app.db, agent.organizationId, agent.agentId, request.params.id, { ack: true }));
-  });
+  app.post(
+    '/:id/ack',
+    {
+      schema: {
+        summary: 'Acknowledge a leased delivery: processing succeeded',
+        problems: ['lease_not_held'],
+        params: IdParams,
+        response: { 200: FinishResponse },
+      },
+    },
+    async (request) => {
+      const agent = agentOf(request);
+      return finished(request.params.id, await finishDelivery(app.db, agent.organizationId, agent.agentId, request.params.id, { ack: true }));
+    },
+  );
 
   // Processing failed: back to pending (after retry_after_seconds), or dead when out of attempts.
-  app.post('/:id/nack', { schema: { summary: 'Give a leased delivery back: processing failed', problems: ['lease_not_held'], params: IdParams, body: NackBody, response: { 200: FinishResponse } } }, async (request) => {
-    const agent = agentOf(request);
-    const outcome = await finishDelivery(app.db, agent.organizationId, agent.agentId, request.params.id, {
-      ack: false,
-      retryAfterSeconds: request.body.retry_after_seconds,
-      maxAttempts,
-      error: request.body.error,
-    });
-    return finished(request.params.id, outcome);
-  });
+  app.post(
+    '/:id/nack',
+    {
+      schema: {
+        summary: 'Give a leased delivery back: processing failed',
+        problems: ['lease_not_held'],
+        params: IdParams,
+        body: NackBody,
+        response: { 200: FinishResponse },
+      },
+    },
+    async (request) => {
+      const agent = agentOf(request);
+      const outcome = await finishDelivery(app.db, agent.organizationId, agent.agentId, request.params.id, {
+        ack: false,
+        retryAfterSeconds: request.body.retry_after_seconds,
+        maxAttempts,
+        error: request.body.error,
+      });
+      return finished(request.params.id, outcome);
+    },
+  );
 };
 
 export default agentDeliveries;

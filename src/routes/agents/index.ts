@@ -27,18 +27,25 @@ const agents: FastifyPluginAsync<{ offlineAfterS: number }> = async (instance, {
   const json = (agent: Parameters<typeof toAgentJson>[0]) => toAgentJson(agent, offlineAfterS);
 
   // Register an agent; its token is in this response only.
-  app.post('/', { preHandler: requireRole('admin'), schema: { summary: 'Register an agent (its token is shown once)', body: CreateAgentBody, response: { 201: AgentWithTokenResponse } } }, async (request, reply) => {
-    const organizationId = organizationOf(request);
-    const issued = issueToken(AGENT_TOKEN_PREFIX);
-    const agent = await app.db.transaction(async (tx) => {
-      const created = await createAgent(tx, organizationId, request.body);
-      await addAgentToken(tx, organizationId, created.id, issued);
-      await recordAuditEvents(tx, [auditEvent(request, { action: 'agent.created', targetType: 'agent', targetId: created.id, details: { name: created.name } })]);
-      return created;
-    });
-    reply.status(201);
-    return { agent: json(agent), token: issued.token };
-  });
+  app.post(
+    '/',
+    {
+      preHandler: requireRole('admin'),
+      schema: { summary: 'Register an agent (its token is shown once)', body: CreateAgentBody, response: { 201: AgentWithTokenResponse } },
+    },
+    async (request, reply) => {
+      const organizationId = organizationOf(request);
+      const issued = issueToken(AGENT_TOKEN_PREFIX);
+      const agent = await app.db.transaction(async (tx) => {
+        const created = await createAgent(tx, organizationId, request.body);
+        await addAgentToken(tx, organizationId, created.id, issued);
+        await recordAuditEvents(tx, [auditEvent(request, { action: 'agent.created', targetType: 'agent', targetId: created.id, details: { name: created.name } })]);
+        return created;
+      });
+      reply.status(201);
+      return { agent: json(agent), token: issued.token };
+    },
+  );
 
   // List agents, optionally by status.
   app.get('/', { schema: { summary: 'List agents', querystring: ListAgentsQuery, response: { 200: listOf(AgentSchema) } } }, async (request) => {

@@ -86,7 +86,12 @@ const hooks: FastifyPluginAsync = async (instance) => {
           request.webhook = webhook;
         },
       ],
-      schema: { summary: 'Receive a signed webhook delivery', problems: ['invalid_json', 'bad_request', 'encryption_key_unavailable'], params: IngestParams, response: { 200: IngestResponse, 202: IngestResponse } },
+      schema: {
+        summary: 'Receive a signed webhook delivery',
+        problems: ['invalid_json', 'bad_request', 'encryption_key_unavailable'],
+        params: IngestParams,
+        response: { 200: IngestResponse, 202: IngestResponse },
+      },
     },
     async (request, reply) => {
       const webhook = request.webhook!;

@@ -24,16 +24,27 @@ const organizations: FastifyPluginAsync = async (instance) => {
   authenticateAll(instance, 'platformAdmin');
 
   // Create an organization and its first admin API key (shown once).
-  app.post('/', { schema: { summary: 'Create an organization and its first admin API key', problems: ['slug_taken'], body: CreateOrganizationBody, response: { 201: CreateOrganizationResponse } } }, async (request, reply) => {
-    try {
-      const { organization, key, token } = await provisionOrganization(app.db, request.body, actorOf(request));
-      reply.status(201);
-      return { organization: toOrganizationJson(organization), api_key: { ...toApiKeyJson(key), key: token } };
-    } catch (err) {
-      if (err instanceof SlugTakenError) throw new AppError('slug_taken', { detail: err.message });
-      throw err;
-    }
-  });
+  app.post(
+    '/',
+    {
+      schema: {
+        summary: 'Create an organization and its first admin API key',
+        problems: ['slug_taken'],
+        body: CreateOrganizationBody,
+        response: { 201: CreateOrganizationResponse },
+      },
+    },
+    async (request, reply) => {
+      try {
+        const { organization, key, token } = await provisionOrganization(app.db, request.body, actorOf(request));
+        reply.status(201);
+        return { organization: toOrganizationJson(organization), api_key: { ...toApiKeyJson(key), key: token } };
+      } catch (err) {
+        if (err instanceof SlugTakenError) throw new AppError('slug_taken', { detail: err.message });
+        throw err;
+      }
+    },
+  );
 
   // List organizations, newest first.
   app.get('/', { schema: { summary: 'List organizations', querystring: PageQuery, response: { 200: listOf(OrganizationSchema) } } }, async (request) => {

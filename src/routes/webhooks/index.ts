@@ -51,35 +51,47 @@ const webhooksRoutes: FastifyPluginAsync = async (instance) => {
   const json = (webhook: Parameters<typeof toWebhookJson>[0]) => toWebhookJson(webhook, app.config.baseUrl);
 
   // Create an endpoint; the signing secret is in this response only.
-  app.post('/', { preHandler: requireRole('admin'), schema: { summary: 'Create a webhook endpoint (its secret is shown once)', problems: ['invalid_agent'], body: CreateWebhookBody, response: { 201: WebhookWithSecretResponse } } }, async (request, reply) => {
-    const organizationId = organizationOf(request);
-    const { name, description, agent_id, enabled, signature_scheme } = request.body;
-    const secret = generateWebhookSecret();
-    const id = uuidv7();
-    const webhook = await app.db.transaction(async (tx) => {
-      await checkAgent(tx, organizationId, agent_id);
-      const created = await createWebhook(tx, organizationId, {
-        id,
-        name,
-        description,
-        agentId: agent_id,
-        enabled,
-        signatureScheme: signature_scheme,
-        secretCiphertext: app.keyring.encrypt(secret, secretAad(organizationId, id)),
+  app.post(
+    '/',
+    {
+      preHandler: requireRole('admin'),
+      schema: {
+        summary: 'Create a webhook endpoint (its secret is shown once)',
+        problems: ['invalid_agent'],
+        body: CreateWebhookBody,
+        response: { 201: WebhookWithSecretResponse },
+      },
+    },
+    async (request, reply) => {
+      const organizationId = organizationOf(request);
+      const { name, description, agent_id, enabled, signature_scheme } = request.body;
+      const secret = generateWebhookSecret();
+      const id = uuidv7();
+      const webhook = await app.db.transaction(async (tx) => {
+        await checkAgent(tx, organizationId, agent_id);
+        const created = await createWebhook(tx, organizationId, {
+          id,
+          name,
+          description,
+          agentId: agent_id,
+          enabled,
+          signatureScheme: signature_scheme,
+          secretCiphertext: app.keyring.encrypt(secret, secretAad(organizationId, id)),
+        });
+        await recordAuditEvents(tx, [
+          auditEvent(request, {
+            action: 'webhook.created',
+            targetType: 'webhook',
+            targetId: created.id,
+            details: { name, signature_scheme: created.signatureScheme, agent_id: created.agentId },
+          }),
+        ]);
+        return created;
       });
-      await recordAuditEvents(tx, [
-        auditEvent(request, {
-          action: 'webhook.created',
-          targetType: 'webhook',
-          targetId: created.id,
-          details: { name, signature_scheme: created.signatureScheme, agent_id: created.agentId },
-        }),
-      ]);
-      return created;
-    });
-    reply.status(201);
-    return { webhook: json(webhook), secret };
-  });
+      reply.status(201);
+      return { webhook: json(webhook), secret };
+    },
+  );
 
   // List endpoints.
   app.get('/', { schema: { summary: 'List webhook endpoints', querystring: PageQuery, response: { 200: listOf(WebhookSchema) } } }, async (request) => {
@@ -95,36 +107,56 @@ const webhooksRoutes: FastifyPluginAsync = async (instance) => {
   });
 
   // Rename, route to another agent, enable/disable, change the signature scheme.
-  app.patch('/:id', { preHandler: requireRole('admin'), schema: { summary: 'Update a webhook endpoint', problems: ['invalid_agent'], params: IdParams, body: UpdateWebhookBody, response: { 200: WebhookResponse } } }, async (request) => {
-    const organizationId = organizationOf(request);
-    const { name, description, agent_id, enabled, signature_scheme } = request.body;
-    const webhook = await app.db.transaction(async (tx) => {
-      await checkAgent(tx, organizationId, agent_id);
-      const updated = await updateWebhook(tx, organizationId, request.params.id, { name, description, agentId: agent_id, enabled, signatureScheme: signature_scheme });
-      if (!updated) throw notFound();
-      await recordAuditEvents(tx, [
-        auditEvent(request, {
-          action: 'webhook.updated',
-          targetType: 'webhook',
-          targetId: updated.id,
-          details: { fields: Object.keys(request.body), ...(signature_scheme ? { signature_scheme } : {}) },
-        }),
-      ]);
-      return updated;
-    });
-    return { webhook: json(webhook) };
-  });
+  app.patch(
+    '/:id',
+    {
+      preHandler: requireRole('admin'),
+      schema: {
+        summary: 'Update a webhook endpoint',
+        problems: ['invalid_agent'],
+        params: IdParams,
+        body: UpdateWebhookBody,
+        response: { 200: WebhookResponse },
+      },
+    },
+    async (request) => {
+      const organizationId = organizationOf(request);
+      const { name, description, agent_id, enabled, signature_scheme } = request.body;
+      const webhook = await app.db.transaction(async (tx) => {
+        await checkAgent(tx, organizationId, agent_id);
+        const updated = await updateWebhook(tx, organizationId, request.params.id, { name, description, agentId: agent_id, enabled, signatureScheme: signature_scheme });
+        if (!updated) throw notFound();
+        await recordAuditEvents(tx, [
+          auditEvent(request, {
+            action: 'webhook.updated',
+            targetType: 'webhook',
+            targetId: updated.id,
+            details: { fields: Object.keys(request.body), ...(signature_scheme ? { signature_scheme } : {}) },
+          }),
+        ]);
+        return updated;
+      });
+      return { webhook: json(webhook) };
+    },
+  );
 
   // Delete an endpoint and its deliveries.
-  app.delete('/:id', { preHandler: requireRole('admin'), schema: { summary: 'Delete a webhook endpoint and its deliveries', params: IdParams, response: { 204: NoContent } } }, async (request, reply) => {
-    const organizationId = organizationOf(request);
-    await app.db.transaction(async (tx) => {
-      const deleted = await deleteWebhook(tx, organizationId, request.params.id);
-      if (!deleted) throw notFound();
-      await recordAuditEvents(tx, [auditEvent(request, { action: 'webhook.deleted', targetType: 'webhook', targetId: deleted.id, details: { name: deleted.name } })]);
-    });
-    return reply.status(204).send();
-  });
+  app.delete(
+    '/:id',
+    {
+      preHandler: requireRole('admin'),
+      schema: { summary: 'Delete a webhook endpoint and its deliveries', params: IdParams, response: { 204: NoContent } },
+    },
+    async (request, reply) => {
+      const organizationId = organizationOf(request);
+      await app.db.transaction(async (tx) => {
+        const deleted = await deleteWebhook(tx, organizationId, request.params.id);
+        if (!deleted) throw notFound();
+        await recordAuditEvents(tx, [auditEvent(request, { action: 'webhook.deleted', targetType: 'webhook', targetId: deleted.id, details: { name: deleted.name } })]);
+      });
+      return reply.status(204).send();
+    },
+  );
 
   // New signing secret (shown once); the previous one keeps verifying for overlap_seconds.
   app.post(
