@@ -10,6 +10,7 @@ import databasePlugin from './plugins/database.js';
 import errorsPlugin from './plugins/errors.js';
 import metricsPlugin from './plugins/metrics.js';
 import httpPlugin, { requestId } from './plugins/http.js';
+import openapiPlugin from './plugins/openapi.js';
 import rateLimitPlugin from './plugins/rate-limit.js';
 import requestLogPlugin from './plugins/request-log.js';
 import agentCredentialRoutes from './routes/agent-credentials/index.js';
@@ -70,6 +71,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(rateLimitPlugin, { config });
   await app.register(authPlugin, { config });
   await app.register(agentAuthPlugin, { config });
+  // Before the routes: it describes every route registered after it.
+  await app.register(openapiPlugin);
 
   await app.register(healthRoutes, { readinessTimeoutMs: config.readinessTimeoutMs });
   await app.register(metricsRoutes, { token: config.metricsToken });

@@ -7,7 +7,7 @@ import type { Config } from '../config.js';
 import { parseToken, tokenHint, verifySecret } from '../crypto/tokens.js';
 import { AGENT_TOKEN_PREFIX, findAgentByTokenPublicId, markAgentSeen, type AgentCredential } from '../db/agents.js';
 import { AppError } from '../errors.js';
-import { bearerToken, type Principal } from './auth.js';
+import { bearerToken, recordRouteAuth, type Principal } from './auth.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -99,6 +99,8 @@ export default fp<{ config: Config }>(
         markAgentSeen(app.db, found.organization.id, found.agent.id).catch((err: unknown) => request.log.warn({ err }, 'could not record agent activity'));
       }
     });
+
+    recordRouteAuth(app, app.authenticateAgent, 'agentToken');
   },
   { name: 'agent-auth', dependencies: ['database', 'audit', 'rate-limit', 'metrics'] },
 );

@@ -1,8 +1,9 @@
 // Authentication of operators: the platform admin token and organization API keys. Route plugins
-// protect their area with `onRequest: app.authenticateApiKey` (or authenticatePlatformAdmin) and
-// writes with `preHandler: requireRole('admin')`.
+// protect their area with `authenticateAll(app, 'apiKey')` (or a route with
+// `onRequest: app.authenticateApiKey`) and writes with `preHandler: requireRole('admin')`. Either
+// way the route's `config.auth` names the scheme, which is what the OpenAPI document declares.
 import fp from 'fastify-plugin';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import { AdminTokenError, adminTokenSource } from '../admin-token.js';
 import type { Config } from '../config.js';
 import { parseToken, safeEqual, tokenHint, verifySecret } from '../crypto/tokens.js';
@@ -29,7 +30,14 @@ export type Principal =
       tokenId: string;
     };
 
+/** How a route authenticates its caller; webhook ingest verifies the sender's signature instead. */
+export type AuthScheme = 'platformAdmin' | 'apiKey' | 'agentToken' | 'webhookSignature' | 'metricsToken';
+
 declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The scheme enforced on this route (unset: public). Set by the hooks below, read by the OpenAPI document. */
+    auth?: AuthScheme;
+  }
   interface FastifyRequest {
     principal: Principal | null;
   }
@@ -57,14 +65,45 @@ export function organizationOf(request: FastifyRequest): string {
   return request.principal.organizationId;
 }
 
+/** preHandler for routes that need a role; the role it requires is readable as `requiredRole`. */
 export function requireRole(role: ApiKeyRole) {
-  return async (request: FastifyRequest) => {
+  const check = async (request: FastifyRequest) => {
     const principal = request.principal;
     if (principal?.type !== 'api_key') throw unauthorized();
     if (role === 'admin' && principal.role !== 'admin') {
       throw new AppError('forbidden', { detail: 'This API key is read-only; an admin key is required' });
     }
   };
+  return Object.assign(check, { requiredRole: role });
+}
+
+/** The role a route's preHandlers require, if any (for the OpenAPI document). */
+export function requiredRoleOf(route: Pick<RouteOptions, 'preHandler'>): ApiKeyRole | null {
+  const handlers = [route.preHandler ?? []].flat() as unknown[];
+  for (const handler of handlers) {
+    const role = (handler as { requiredRole?: ApiKeyRole }).requiredRole;
+    if (role) return role;
+  }
+  return null;
+}
+
+/** Sets `config.auth` on routes that list `hook` in their own onRequest hooks. */
+export function recordRouteAuth(app: FastifyInstance, hook: unknown, scheme: AuthScheme) {
+  app.addHook('onRoute', (route) => {
+    if ([route.onRequest ?? []].flat().includes(hook as never)) route.config = { ...route.config, auth: scheme };
+  });
+}
+
+/**
+ * Every route `app` registers from here on requires `scheme`: one onRequest hook enforces it and
+ * each route's `config.auth` records it.
+ */
+export function authenticateAll(app: FastifyInstance, scheme: 'platformAdmin' | 'apiKey' | 'agentToken') {
+  const hook = { platformAdmin: app.authenticatePlatformAdmin, apiKey: app.authenticateApiKey, agentToken: app.authenticateAgent }[scheme];
+  app.addHook('onRoute', (route) => {
+    route.config = { ...route.config, auth: scheme };
+  });
+  app.addHook('onRequest', hook);
 }
 
 function rejectionReason(presented: string | null, parsed: { secret: string } | null, key: ApiKey | undefined): string | null {
@@ -157,6 +196,9 @@ export default fp<{ config: Config }>(
         touchApiKey(app.db, key.id).catch((err: unknown) => request.log.warn({ err }, 'could not record API key use'));
       }
     });
+
+    recordRouteAuth(app, app.authenticatePlatformAdmin, 'platformAdmin');
+    recordRouteAuth(app, app.authenticateApiKey, 'apiKey');
   },
   { name: 'auth', dependencies: ['database', 'audit', 'metrics'] },
 );

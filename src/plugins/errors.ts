@@ -3,11 +3,31 @@
 import fp from 'fastify-plugin';
 import FindMyWay from 'find-my-way';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import { AppError, PROBLEMS, codeForStatus, problemType, type ProblemCode } from '../errors.js';
 import { KeyringError } from '../crypto/keyring.js';
 import { isDatabaseUnavailable } from '../db/errors.js';
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
+const PROBLEM_CODES = Object.keys(PROBLEMS) as [ProblemCode, ...ProblemCode[]];
+
+/** The one error body, as the OpenAPI document describes it (sendProblem below writes it). */
+export const ProblemSchema = z
+  .looseObject({
+    type: z.string().describe('urn:switchboard:problem:<code>'),
+    title: z.string().describe('Human-readable summary of the code; do not branch on it'),
+    status: z.number().int(),
+    detail: z.string().describe('Human-readable explanation of this occurrence'),
+    code: z.enum(PROBLEM_CODES).describe('Stable, machine-readable: branch on this'),
+    request_id: z.string().describe('The X-Request-Id of the request, also in the server log'),
+    errors: z
+      .array(z.object({ location: z.enum(['body', 'querystring', 'params', 'headers']), path: z.string(), message: z.string() }))
+      .optional()
+      .describe('validation_failed: each problem with the request'),
+    limiter: z.string().optional().describe('rate_limited: which limit was exceeded'),
+  })
+  .describe('RFC 9457 problem details (application/problem+json); extension members may be added');
 
 /** Seconds a client should wait before retrying while the database is unreachable. */
 const UNAVAILABLE_RETRY_AFTER_S = 5;

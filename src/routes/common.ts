@@ -44,5 +44,8 @@ export const Name = z
   .max(200)
   .regex(/^[^\p{Cc}]*$/u, { error: 'must not contain control characters' });
 
+/** The response of a route that answers 204 with no body. */
+export const NoContent = z.undefined().describe('No content');
+
 /** A JSON body that may be left out entirely (Fastify then passes null). */
 export const optionalBody = <T extends z.ZodType>(schema: T) => z.preprocess((value) => value ?? {}, schema);

@@ -46,6 +46,14 @@ const RULES: Record<string, Rule> = {
   // Without METRICS_TOKEN (the matrix app) only a loopback peer is served; the token case is in
   // test/metrics/access.test.ts.
   'GET /metrics': { auth: 'metrics', ok: () => ({ url: '/metrics', remoteAddress: '127.0.0.1' }), okStatus: 200 },
+  // The API description and its reference page are public, like the probes (docs/reference/api.md).
+  'GET /openapi.json': { auth: 'public', ok: () => ({ url: '/openapi.json' }), okStatus: 200 },
+  'GET /docs': { auth: 'public', ok: () => ({ url: '/docs' }), okStatus: 200 },
+  'GET /docs/json': { auth: 'public', ok: () => ({ url: '/docs/json' }), okStatus: 200 },
+  'GET /docs/yaml': { auth: 'public', ok: () => ({ url: '/docs/yaml' }), okStatus: 200 },
+  'GET /docs/static/index.html': { auth: 'public', ok: () => ({ url: '/docs/static/index.html' }), okStatus: 302 },
+  'GET /docs/static/swagger-initializer.js': { auth: 'public', ok: () => ({ url: '/docs/static/swagger-initializer.js' }), okStatus: 200 },
+  'GET /docs/static/*': { auth: 'public', ok: () => ({ url: '/docs/static/swagger-ui-bundle.js' }), okStatus: 200 },
   'POST /api/v1/organizations': {
     auth: 'platform',
     ok: () => ({ url: '/api/v1/organizations', payload: { name: 'matrix org' } }),

@@ -10,6 +10,7 @@ import { AppError } from '../../errors.js';
 import { GoogleGrantError, GoogleOAuth } from '../../google/oauth-client.js';
 import { agentOf } from '../../plugins/agent-auth.js';
 import { actorOf } from '../../plugins/audit.js';
+import { authenticateAll } from '../../plugins/auth.js';
 
 /** A cached token is handed out only while it has more than this left. */
 const MIN_REMAINING_MS = 5 * 60_000;
@@ -27,64 +28,74 @@ type Outcome =
 
 const agentCredentials: FastifyPluginAsync = async (instance) => {
   const app = instance.withTypeProvider<ZodTypeProvider>();
-  app.addHook('onRequest', app.authenticateAgent);
+  authenticateAll(instance, 'agentToken');
   const google = app.config.google ? new GoogleOAuth(app.config.google, app.config.googleScopes) : null;
 
   // A Google access token for the agent's organization.
-  app.post('/google/token', { schema: { response: { 200: TokenResponse } } }, async (request) => {
-    if (!google) throw new AppError('oauth_not_configured', { detail: 'Google OAuth is not configured on this server' });
-    const agent = agentOf(request);
-    const organizationId = agent.organizationId;
-    const outcome = await app.db.transaction(async (tx): Promise<Outcome> => {
-      const connection = await getGoogleConnection(tx, organizationId, { forUpdate: true });
-      if (!connection) return { kind: 'error', error: new AppError('oauth_not_connected', { detail: 'Connect a Google account first (GET /api/v1/oauth/google/start)' }) };
-      if (connection.status === 'expired') {
-        return { kind: 'error', error: new AppError('reconnect_required', { detail: 'Google no longer accepts this connection; an operator must reconnect it' }) };
-      }
-      const base = { scopes: connection.scopes, email: connection.accountEmail, connectionId: connection.id };
-      if (connection.accessTokenCiphertext && connection.accessTokenExpiresAt && connection.accessTokenExpiresAt.getTime() - Date.now() > MIN_REMAINING_MS) {
-        const token = app.keyring.decrypt(connection.accessTokenCiphertext, accessTokenAad(organizationId, connection.id));
-        return { kind: 'token', token, expiresAt: connection.accessTokenExpiresAt, refreshed: false, ...base };
-      }
-      try {
-        const refreshed = await google.refresh(app.keyring.decrypt(connection.refreshTokenCiphertext, refreshTokenAad(organizationId, connection.id)));
-        await recordRefresh(tx, organizationId, {
-          ok: true,
-          accessTokenCiphertext: app.keyring.encrypt(refreshed.accessToken, accessTokenAad(organizationId, connection.id)),
-          accessTokenExpiresAt: refreshed.expiresAt,
-          scopes: refreshed.scopes,
-        });
-        app.metrics.oauthRefreshSucceeded();
-        return { kind: 'token', token: refreshed.accessToken, expiresAt: refreshed.expiresAt, refreshed: true, ...base, scopes: refreshed.scopes ?? connection.scopes };
-      } catch (err) {
-        const grant = err instanceof GoogleGrantError;
-        request.log.warn({ reason: (err as Error).message, connection_id: connection.id }, 'Google token refresh failed');
-        // invalid_grant: the refresh token is dead, mark the connection; otherwise leave it intact.
-        app.metrics.oauthRefreshFailed(grant ? 'invalid_grant' : 'unavailable');
-        await recordRefresh(tx, organizationId, { ok: false, status: grant ? 'expired' : 'connected', error: grant ? `refresh refused: ${(err as Error).message}` : 'Google unavailable' });
-        await recordAuditEvents(tx, [
-          auditRow(actorOf(request), organizationId, { action: 'oauth.refresh_failed', outcome: 'failure', targetType: 'google_connection', targetId: connection.id, details: { reason: grant ? 'invalid_grant' : 'unavailable' } }),
-        ]);
-        return {
-          kind: 'error',
-          error: grant
-            ? new AppError('reconnect_required', { detail: 'Google no longer accepts this connection; an operator must reconnect it' })
-            : new AppError('token_refresh_failed', { detail: 'Google did not issue a token; retry later', headers: { 'retry-after': '5' } }),
-        };
-      }
-    });
-    if (outcome.kind === 'error') throw outcome.error;
-    await recordAuditEvents(app.db, [
-      auditRow(actorOf(request), organizationId, {
-        action: 'oauth.token_issued',
-        targetType: 'google_connection',
-        targetId: outcome.connectionId,
-        details: { expires_at: outcome.expiresAt.toISOString(), refreshed: outcome.refreshed },
-      }),
-    ]);
-    app.metrics.brokerIssued(outcome.refreshed ? 'refreshed' : 'cached');
-    return { access_token: outcome.token, expires_at: outcome.expiresAt.toISOString(), scopes: outcome.scopes, account_email: outcome.email };
-  });
+  app.post(
+    '/google/token',
+    {
+      schema: {
+        summary: 'A short-lived Google access token for the agent\'s organization',
+        problems: ['oauth_not_configured', 'oauth_not_connected', 'reconnect_required', 'token_refresh_failed', 'encryption_key_unavailable'],
+        response: { 200: TokenResponse },
+      },
+    },
+    async (request) => {
+      if (!google) throw new AppError('oauth_not_configured', { detail: 'Google OAuth is not configured on this server' });
+      const agent = agentOf(request);
+      const organizationId = agent.organizationId;
+      const outcome = await app.db.transaction(async (tx): Promise<Outcome> => {
+        const connection = await getGoogleConnection(tx, organizationId, { forUpdate: true });
+        if (!connection) return { kind: 'error', error: new AppError('oauth_not_connected', { detail: 'Connect a Google account first (GET /api/v1/oauth/google/start)' }) };
+        if (connection.status === 'expired') {
+          return { kind: 'error', error: new AppError('reconnect_required', { detail: 'Google no longer accepts this connection; an operator must reconnect it' }) };
+        }
+        const base = { scopes: connection.scopes, email: connection.accountEmail, connectionId: connection.id };
+        if (connection.accessTokenCiphertext && connection.accessTokenExpiresAt && connection.accessTokenExpiresAt.getTime() - Date.now() > MIN_REMAINING_MS) {
+          const token = app.keyring.decrypt(connection.accessTokenCiphertext, accessTokenAad(organizationId, connection.id));
+          return { kind: 'token', token, expiresAt: connection.accessTokenExpiresAt, refreshed: false, ...base };
+        }
+        try {
+          const refreshed = await google.refresh(app.keyring.decrypt(connection.refreshTokenCiphertext, refreshTokenAad(organizationId, connection.id)));
+          await recordRefresh(tx, organizationId, {
+            ok: true,
+            accessTokenCiphertext: app.keyring.encrypt(refreshed.accessToken, accessTokenAad(organizationId, connection.id)),
+            accessTokenExpiresAt: refreshed.expiresAt,
+            scopes: refreshed.scopes,
+          });
+          app.metrics.oauthRefreshSucceeded();
+          return { kind: 'token', token: refreshed.accessToken, expiresAt: refreshed.expiresAt, refreshed: true, ...base, scopes: refreshed.scopes ?? connection.scopes };
+        } catch (err) {
+          const grant = err instanceof GoogleGrantError;
+          request.log.warn({ reason: (err as Error).message, connection_id: connection.id }, 'Google token refresh failed');
+          // invalid_grant: the refresh token is dead, mark the connection; otherwise leave it intact.
+          app.metrics.oauthRefreshFailed(grant ? 'invalid_grant' : 'unavailable');
+          await recordRefresh(tx, organizationId, { ok: false, status: grant ? 'expired' : 'connected', error: grant ? `refresh refused: ${(err as Error).message}` : 'Google unavailable' });
+          await recordAuditEvents(tx, [
+            auditRow(actorOf(request), organizationId, { action: 'oauth.refresh_failed', outcome: 'failure', targetType: 'google_connection', targetId: connection.id, details: { reason: grant ? 'invalid_grant' : 'unavailable' } }),
+          ]);
+          return {
+            kind: 'error',
+            error: grant
+              ? new AppError('reconnect_required', { detail: 'Google no longer accepts this connection; an operator must reconnect it' })
+              : new AppError('token_refresh_failed', { detail: 'Google did not issue a token; retry later', headers: { 'retry-after': '5' } }),
+          };
+        }
+      });
+      if (outcome.kind === 'error') throw outcome.error;
+      await recordAuditEvents(app.db, [
+        auditRow(actorOf(request), organizationId, {
+          action: 'oauth.token_issued',
+          targetType: 'google_connection',
+          targetId: outcome.connectionId,
+          details: { expires_at: outcome.expiresAt.toISOString(), refreshed: outcome.refreshed },
+        }),
+      ]);
+      app.metrics.brokerIssued(outcome.refreshed ? 'refreshed' : 'cached');
+      return { access_token: outcome.token, expires_at: outcome.expiresAt.toISOString(), scopes: outcome.scopes, account_email: outcome.email };
+    },
+  );
 };
 
 export default agentCredentials;

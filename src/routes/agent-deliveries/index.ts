@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { finishDelivery, leaseDeliveries, type Delivery } from '../../db/deliveries.js';
 import { AppError } from '../../errors.js';
 import { agentOf } from '../../plugins/agent-auth.js';
+import { authenticateAll } from '../../plugins/auth.js';
 import { IdParams, optionalBody } from '../common.js';
 import { bodyJson, BodyFields, DeliverySummarySchema, toDeliverySummaryJson } from '../webhooks/schemas.js';
 
@@ -35,7 +36,7 @@ const leasedJson = (delivery: Delivery) => ({ ...toDeliverySummaryJson(delivery)
 
 const agentDeliveries: FastifyPluginAsync = async (instance) => {
   const app = instance.withTypeProvider<ZodTypeProvider>();
-  app.addHook('onRequest', app.authenticateAgent);
+  authenticateAll(instance, 'agentToken');
   const maxAttempts = app.config.webhookMaxAttempts;
 
   const finished = (id: string, outcome: Awaited<ReturnType<typeof finishDelivery>>) => {
@@ -45,7 +46,7 @@ const agentDeliveries: FastifyPluginAsync = async (instance) => {
   };
 
   // Lease the oldest pending deliveries of webhooks routed to this agent.
-  app.post('/lease', { schema: { body: LeaseBody, response: { 200: LeaseResponse } } }, async (request) => {
+  app.post('/lease', { schema: { summary: 'Lease the oldest pending deliveries routed to this agent', body: LeaseBody, response: { 200: LeaseResponse } } }, async (request) => {
     const agent = agentOf(request);
     const leased = await leaseDeliveries(app.db, agent.organizationId, agent.agentId, {
       limit: request.body.limit,
@@ -56,22 +57,45 @@ const agentDeliveries: FastifyPluginAsync = async (instance) => {
   });
 
   // Processing succeeded.
-  app.post('/:id/ack', { schema: { params: IdParams, response: { 200: FinishResponse } } }, async (request) => {
-    const agent = agentOf(request);
-    return finished(request.params.id, await finishDelivery(app.db, agent.organizationId, agent.agentId, request.params.id, { ack: true }));
-  });
+  app.post(
+    '/:id/ack',
+    {
+      schema: {
+        summary: 'Acknowledge a leased delivery: processing succeeded',
+        problems: ['lease_not_held'],
+        params: IdParams,
+        response: { 200: FinishResponse },
+      },
+    },
+    async (request) => {
+      const agent = agentOf(request);
+      return finished(request.params.id, await finishDelivery(app.db, agent.organizationId, agent.agentId, request.params.id, { ack: true }));
+    },
+  );
 
   // Processing failed: back to pending (after retry_after_seconds), or dead when out of attempts.
-  app.post('/:id/nack', { schema: { params: IdParams, body: NackBody, response: { 200: FinishResponse } } }, async (request) => {
-    const agent = agentOf(request);
-    const outcome = await finishDelivery(app.db, agent.organizationId, agent.agentId, request.params.id, {
-      ack: false,
-      retryAfterSeconds: request.body.retry_after_seconds,
-      maxAttempts,
-      error: request.body.error,
-    });
-    return finished(request.params.id, outcome);
-  });
+  app.post(
+    '/:id/nack',
+    {
+      schema: {
+        summary: 'Give a leased delivery back: processing failed',
+        problems: ['lease_not_held'],
+        params: IdParams,
+        body: NackBody,
+        response: { 200: FinishResponse },
+      },
+    },
+    async (request) => {
+      const agent = agentOf(request);
+      const outcome = await finishDelivery(app.db, agent.organizationId, agent.agentId, request.params.id, {
+        ack: false,
+        retryAfterSeconds: request.body.retry_after_seconds,
+        maxAttempts,
+        error: request.body.error,
+      });
+      return finished(request.params.id, outcome);
+    },
+  );
 };
 
 export default agentDeliveries;

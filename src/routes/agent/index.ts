@@ -26,7 +26,7 @@ const agent: FastifyPluginAsync = async (instance) => {
   // Lets an agent check its token at start-up. Every attempt counts against the per-IP limit.
   app.post(
     '/auth',
-    { onRequest: [app.limitAgentAuthAttempts, app.authenticateAgent], schema: { response: { 200: AgentAuthResponse } } },
+    { onRequest: [app.limitAgentAuthAttempts, app.authenticateAgent], schema: { summary: 'Check the agent token (counts against the per-IP limit)', response: { 200: AgentAuthResponse } } },
     async (request) => {
       const principal = agentOf(request);
       return {
@@ -37,17 +37,24 @@ const agent: FastifyPluginAsync = async (instance) => {
   );
 
   // Liveness from the agent, with optional detail for operators.
-  app.post('/heartbeat', { onRequest: app.authenticateAgent, schema: { body: HeartbeatBody, response: { 200: HeartbeatResponse } } }, async (request) => {
-    const principal = agentOf(request);
-    const { status_detail, version } = request.body;
-    // Detail or version changes are written now; a bare heartbeat relies on the throttled
-    // last-seen write the authentication already made.
-    const lastSeenAt =
-      status_detail !== undefined || version !== undefined
-        ? await markAgentSeen(app.db, principal.organizationId, principal.agentId, { statusDetail: status_detail, version })
-        : new Date();
-    return { agent: { id: principal.agentId, status: 'online' as const, last_seen_at: lastSeenAt?.toISOString() ?? null } };
-  });
+  app.post(
+    '/heartbeat',
+    {
+      onRequest: app.authenticateAgent,
+      schema: { summary: 'Heartbeat, with optional detail for operators', body: HeartbeatBody, response: { 200: HeartbeatResponse } },
+    },
+    async (request) => {
+      const principal = agentOf(request);
+      const { status_detail, version } = request.body;
+      // Detail or version changes are written now; a bare heartbeat relies on the throttled
+      // last-seen write the authentication already made.
+      const lastSeenAt =
+        status_detail !== undefined || version !== undefined
+          ? await markAgentSeen(app.db, principal.organizationId, principal.agentId, { statusDetail: status_detail, version })
+          : new Date();
+      return { agent: { id: principal.agentId, status: 'online' as const, last_seen_at: lastSeenAt?.toISOString() ?? null } };
+    },
+  );
 };
 
 export default agent;

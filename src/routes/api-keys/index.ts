@@ -5,19 +5,19 @@ import { issueToken } from '../../crypto/tokens.js';
 import { API_KEY_PREFIX, createApiKey, getApiKey, listApiKeys, revokeApiKey } from '../../db/api-keys.js';
 import { recordAuditEvents } from '../../db/audit-events.js';
 import { AppError } from '../../errors.js';
-import { organizationOf, requireRole } from '../../plugins/auth.js';
+import { authenticateAll, organizationOf, requireRole } from '../../plugins/auth.js';
 import { auditEvent } from '../../plugins/audit.js';
-import { IdParams, listOf, PageQuery, toPage } from '../common.js';
+import { IdParams, listOf, NoContent, PageQuery, toPage } from '../common.js';
 import { ApiKeyResponse, ApiKeySchema, CreateApiKeyBody, CreatedApiKeyResponse, toApiKeyJson } from './schemas.js';
 
 const apiKeys: FastifyPluginAsync = async (instance) => {
   const app = instance.withTypeProvider<ZodTypeProvider>();
-  app.addHook('onRequest', app.authenticateApiKey);
+  authenticateAll(instance, 'apiKey');
 
   // Create an API key; the key itself is in this response only.
   app.post(
     '/',
-    { preHandler: requireRole('admin'), schema: { body: CreateApiKeyBody, response: { 201: CreatedApiKeyResponse } } },
+    { preHandler: requireRole('admin'), schema: { summary: 'Create an API key (the key is shown once)', body: CreateApiKeyBody, response: { 201: CreatedApiKeyResponse } } },
     async (request, reply) => {
       const organizationId = organizationOf(request);
       const { name, role, expires_at } = request.body;
@@ -42,20 +42,20 @@ const apiKeys: FastifyPluginAsync = async (instance) => {
   );
 
   // List the organization's keys, including revoked and expired ones.
-  app.get('/', { schema: { querystring: PageQuery, response: { 200: listOf(ApiKeySchema) } } }, async (request) => {
+  app.get('/', { schema: { summary: 'List API keys', querystring: PageQuery, response: { 200: listOf(ApiKeySchema) } } }, async (request) => {
     const page = await listApiKeys(app.db, organizationOf(request), toPage(request.query));
     return { data: page.data.map(toApiKeyJson), next_cursor: page.nextCursor };
   });
 
   // One key's metadata.
-  app.get('/:id', { schema: { params: IdParams, response: { 200: ApiKeyResponse } } }, async (request) => {
+  app.get('/:id', { schema: { summary: 'Get an API key\'s metadata', params: IdParams, response: { 200: ApiKeyResponse } } }, async (request) => {
     const key = await getApiKey(app.db, organizationOf(request), request.params.id);
     if (!key) throw new AppError('not_found', { detail: 'No such API key' });
     return { api_key: toApiKeyJson(key) };
   });
 
   // Revoke a key: it is refused from the next request on, on every instance.
-  app.delete('/:id', { preHandler: requireRole('admin'), schema: { params: IdParams } }, async (request, reply) => {
+  app.delete('/:id', { preHandler: requireRole('admin'), schema: { summary: 'Revoke an API key', params: IdParams, response: { 204: NoContent } } }, async (request, reply) => {
     const organizationId = organizationOf(request);
     await app.db.transaction(async (tx) => {
       const key = await revokeApiKey(tx, organizationId, request.params.id);

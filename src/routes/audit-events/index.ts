@@ -2,18 +2,18 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { listAuditEvents } from '../../db/audit-events.js';
-import { organizationOf, requireRole } from '../../plugins/auth.js';
+import { authenticateAll, organizationOf, requireRole } from '../../plugins/auth.js';
 import { listOf, toPage } from '../common.js';
 import { AuditEventSchema, ListAuditEventsQuery, toAuditEventJson } from './schemas.js';
 
 const auditEvents: FastifyPluginAsync = async (instance) => {
   const app = instance.withTypeProvider<ZodTypeProvider>();
-  app.addHook('onRequest', app.authenticateApiKey);
+  authenticateAll(instance, 'apiKey');
 
   // Audit events with optional filters by action, actor type and time range.
   app.get(
     '/',
-    { preHandler: requireRole('admin'), schema: { querystring: ListAuditEventsQuery, response: { 200: listOf(AuditEventSchema) } } },
+    { preHandler: requireRole('admin'), schema: { summary: 'List audit events', querystring: ListAuditEventsQuery, response: { 200: listOf(AuditEventSchema) } } },
     async (request) => {
       const { action, actor_type, actor_id, since, until } = request.query;
       const page = await listAuditEvents(

@@ -9,10 +9,10 @@ const health: FastifyPluginAsync<{ readinessTimeoutMs: number }> = async (instan
 
   // Liveness: the process answers. Deliberately checks no dependency, so a database outage
   // never makes an orchestrator restart healthy processes.
-  app.get('/healthz', { schema: { response: { 200: HealthResponse } } }, async () => ({ status: 'ok' as const }));
+  app.get('/healthz', { schema: { summary: 'Liveness', response: { 200: HealthResponse } } }, async () => ({ status: 'ok' as const }));
 
   // Readiness: a real database round-trip and every migration applied.
-  app.get('/readyz', { schema: { response: { 200: ReadinessResponse, 503: ReadinessResponse } } }, async (_request, reply) => {
+  app.get('/readyz', { schema: { summary: 'Readiness: database, migrations and encryption keys', response: { 200: ReadinessResponse, 503: ReadinessResponse } } }, async (_request, reply) => {
     const { ready, checks } = await checkReadiness(app.db, readinessTimeoutMs, app.keyring);
     if (!ready) reply.status(503);
     return { status: ready ? ('ready' as const) : ('not_ready' as const), checks };

@@ -84,6 +84,7 @@ const hooks: FastifyPluginAsync = async (instance) => {
     '/:webhook_id',
     {
       bodyLimit: config.webhookMaxPayloadBytes,
+      config: { auth: 'webhookSignature' },
       onRequest: [
         async (request) => app.limiters.hit('webhook', request),
         async (request) => {
@@ -94,7 +95,12 @@ const hooks: FastifyPluginAsync = async (instance) => {
           request.webhook = webhook;
         },
       ],
-      schema: { params: IngestParams, response: { 200: IngestResponse, 202: IngestResponse } },
+      schema: {
+        summary: 'Receive a signed webhook delivery',
+        problems: ['invalid_json', 'bad_request', 'encryption_key_unavailable'],
+        params: IngestParams,
+        response: { 200: IngestResponse, 202: IngestResponse },
+      },
     },
     async (request, reply) => {
       const webhook = request.webhook!;

@@ -38,7 +38,7 @@ const metrics: FastifyPluginAsync<{ token: string | undefined }> = async (app, {
   };
 
   // The Prometheus text exposition of this instance.
-  app.get('/metrics', { onRequest: authorize }, async (_request, reply) => {
+  app.get('/metrics', { onRequest: authorize, config: { auth: 'metricsToken' }, schema: { summary: 'Prometheus metrics of this instance' } }, async (_request, reply) => {
     reply.type(app.metrics.contentType);
     return app.metrics.exposition();
   });

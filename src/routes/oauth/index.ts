@@ -19,6 +19,7 @@ import { AppError, PROBLEMS, type ProblemCode } from '../../errors.js';
 import { GoogleGrantError, GoogleOAuth } from '../../google/oauth-client.js';
 import { organizationOf, requireRole } from '../../plugins/auth.js';
 import { auditEvent } from '../../plugins/audit.js';
+import { NoContent } from '../common.js';
 import { CallbackQuery, googleStatus, OAuthStatusResponse, StartQuery, StartResponse } from './schemas.js';
 
 const STATE_TTL_S = 600;
@@ -51,7 +52,17 @@ const oauth: FastifyPluginAsync = async (instance) => {
   // Begin connecting the organization's Google account (consent page, PKCE, single-use state).
   app.get(
     '/google/start',
-    { onRequest: app.authenticateApiKey, preHandler: requireRole('admin'), schema: { querystring: StartQuery, response: { 200: StartResponse } } },
+    {
+      onRequest: app.authenticateApiKey,
+      preHandler: requireRole('admin'),
+      schema: {
+        summary: 'Start connecting the organization\'s Google account',
+        description: 'Answers 302 to Google\'s consent page; with ?redirect=false, 200 with the URL instead.',
+        problems: ['oauth_not_configured'],
+        querystring: StartQuery,
+        response: { 200: StartResponse },
+      },
+    },
     async (request, reply) => {
       const client = requireGoogle();
       const organizationId = organizationOf(request);
@@ -71,74 +82,94 @@ const oauth: FastifyPluginAsync = async (instance) => {
   );
 
   // Google sends the browser back here with ?code&state (or ?error).
-  app.get('/google/callback', { schema: { querystring: CallbackQuery } }, async (request, reply) => {
-    const fail = (code: ProblemCode, message: string) => page(reply, PROBLEMS[code].status, 'Google account not connected', message, code);
-    if (!google) return fail('oauth_not_configured', 'Google OAuth is not configured on this server.');
-    const { code, state, error } = request.query;
-    const consumed = state ? await consumeOAuthState(app.db, hashState(state)) : null;
-    if (error) return fail('access_denied', 'The consent was declined. Start again from Switchboard to connect.');
-    if (!consumed || consumed.expiresAt.getTime() <= Date.now()) {
-      return fail('invalid_state', 'This link is unknown, expired or already used. Start again from Switchboard.');
-    }
-    if (!code) return fail('invalid_state', 'Google did not return an authorization code.');
-    const organizationId = consumed.organizationId;
-    const actor = { actorType: 'api_key' as const, actorId: consumed.apiKeyId, clientIp: request.ip, requestId: request.id };
-    let tokens;
-    try {
-      tokens = await google.exchange(code, app.keyring.decrypt(consumed.codeVerifierCiphertext, verifierAad(consumed.stateHash)));
-    } catch (err) {
-      request.log.warn({ reason: err instanceof GoogleGrantError ? err.message : 'error' }, 'Google token exchange failed');
-      await recordAuditEvents(app.db, [auditRow(actor, organizationId, { action: 'oauth.connect_failed', outcome: 'failure', targetType: 'google_connection', details: { reason: 'token_exchange_failed' } })]);
-      return fail('token_exchange_failed', 'Google refused the authorization. Start again from Switchboard.');
-    }
-    if (!tokens.refreshToken) {
-      await recordAuditEvents(app.db, [auditRow(actor, organizationId, { action: 'oauth.connect_failed', outcome: 'failure', targetType: 'google_connection', details: { reason: 'no_refresh_token' } })]);
-      return fail('no_refresh_token', 'Google returned no refresh token. Remove Switchboard from your Google account permissions and connect again.');
-    }
-    const connection = await app.db.transaction(async (tx) => {
-      const existing = await getGoogleConnection(tx, organizationId, { forUpdate: true });
-      const id = existing?.id ?? uuidv7();
-      const saved = await saveGoogleConnection(tx, organizationId, id, {
-        accountEmail: tokens.email,
-        refreshTokenCiphertext: app.keyring.encrypt(tokens.refreshToken!, refreshTokenAad(organizationId, id)),
-        accessTokenCiphertext: app.keyring.encrypt(tokens.accessToken, accessTokenAad(organizationId, id)),
-        accessTokenExpiresAt: tokens.expiresAt,
-        scopes: tokens.scopes,
+  app.get(
+    '/google/callback',
+    {
+      schema: {
+        summary: 'Google\'s redirect back after consent (browser page)',
+        description: 'Answers an HTML page (or 302 to OAUTH_SUCCESS_REDIRECT_URL); failures carry their code in X-Error-Code.',
+        produces: ['text/html'],
+        problems: ['oauth_not_configured', 'access_denied', 'invalid_state', 'no_refresh_token', 'token_exchange_failed', 'encryption_key_unavailable'],
+        querystring: CallbackQuery,
+      },
+    },
+    async (request, reply) => {
+      const fail = (code: ProblemCode, message: string) => page(reply, PROBLEMS[code].status, 'Google account not connected', message, code);
+      if (!google) return fail('oauth_not_configured', 'Google OAuth is not configured on this server.');
+      const { code, state, error } = request.query;
+      const consumed = state ? await consumeOAuthState(app.db, hashState(state)) : null;
+      if (error) return fail('access_denied', 'The consent was declined. Start again from Switchboard to connect.');
+      if (!consumed || consumed.expiresAt.getTime() <= Date.now()) {
+        return fail('invalid_state', 'This link is unknown, expired or already used. Start again from Switchboard.');
+      }
+      if (!code) return fail('invalid_state', 'Google did not return an authorization code.');
+      const organizationId = consumed.organizationId;
+      const actor = { actorType: 'api_key' as const, actorId: consumed.apiKeyId, clientIp: request.ip, requestId: request.id };
+      let tokens;
+      try {
+        tokens = await google.exchange(code, app.keyring.decrypt(consumed.codeVerifierCiphertext, verifierAad(consumed.stateHash)));
+      } catch (err) {
+        request.log.warn({ reason: err instanceof GoogleGrantError ? err.message : 'error' }, 'Google token exchange failed');
+        await recordAuditEvents(app.db, [auditRow(actor, organizationId, { action: 'oauth.connect_failed', outcome: 'failure', targetType: 'google_connection', details: { reason: 'token_exchange_failed' } })]);
+        return fail('token_exchange_failed', 'Google refused the authorization. Start again from Switchboard.');
+      }
+      if (!tokens.refreshToken) {
+        await recordAuditEvents(app.db, [auditRow(actor, organizationId, { action: 'oauth.connect_failed', outcome: 'failure', targetType: 'google_connection', details: { reason: 'no_refresh_token' } })]);
+        return fail('no_refresh_token', 'Google returned no refresh token. Remove Switchboard from your Google account permissions and connect again.');
+      }
+      const connection = await app.db.transaction(async (tx) => {
+        const existing = await getGoogleConnection(tx, organizationId, { forUpdate: true });
+        const id = existing?.id ?? uuidv7();
+        const saved = await saveGoogleConnection(tx, organizationId, id, {
+          accountEmail: tokens.email,
+          refreshTokenCiphertext: app.keyring.encrypt(tokens.refreshToken!, refreshTokenAad(organizationId, id)),
+          accessTokenCiphertext: app.keyring.encrypt(tokens.accessToken, accessTokenAad(organizationId, id)),
+          accessTokenExpiresAt: tokens.expiresAt,
+          scopes: tokens.scopes,
+        });
+        await recordAuditEvents(tx, [
+          auditRow(actor, organizationId, {
+            action: existing ? 'oauth.reconnected' : 'oauth.connected',
+            targetType: 'google_connection',
+            targetId: saved.id,
+            details: { account_email: tokens.email, scopes: tokens.scopes },
+          }),
+        ]);
+        return saved;
       });
-      await recordAuditEvents(tx, [
-        auditRow(actor, organizationId, {
-          action: existing ? 'oauth.reconnected' : 'oauth.connected',
-          targetType: 'google_connection',
-          targetId: saved.id,
-          details: { account_email: tokens.email, scopes: tokens.scopes },
-        }),
-      ]);
-      return saved;
-    });
-    if (config.oauthSuccessRedirectUrl) return reply.redirect(config.oauthSuccessRedirectUrl, 302);
-    return page(reply, 200, 'Google account connected', `Switchboard can now act as ${connection.accountEmail ?? 'the connected account'}. You can close this page.`);
-  });
+      if (config.oauthSuccessRedirectUrl) return reply.redirect(config.oauthSuccessRedirectUrl, 302);
+      return page(reply, 200, 'Google account connected', `Switchboard can now act as ${connection.accountEmail ?? 'the connected account'}. You can close this page.`);
+    },
+  );
 
   // The organization's Google connection, as of the last refresh (does not call Google).
-  app.get('/status', { onRequest: app.authenticateApiKey, schema: { response: { 200: OAuthStatusResponse } } }, async (request) => {
+  app.get('/status', { onRequest: app.authenticateApiKey, schema: { summary: 'The organization\'s Google connection status', response: { 200: OAuthStatusResponse } } }, async (request) => {
     const connection = await getGoogleConnection(app.db, organizationOf(request));
     return googleStatus(connection, google !== null, config.googleScopes);
   });
 
   // Disconnect: revoke at Google (best effort, recorded) and delete the stored credentials.
-  app.delete('/google', { onRequest: app.authenticateApiKey, preHandler: requireRole('admin') }, async (request, reply) => {
-    const organizationId = organizationOf(request);
-    const connection = await getGoogleConnection(app.db, organizationId);
-    if (!connection) throw new AppError('not_found', { detail: 'No Google account is connected' });
-    const revoked = google ? await google.revoke(app.keyring.decrypt(connection.refreshTokenCiphertext, refreshTokenAad(organizationId, connection.id))) : false;
-    await app.db.transaction(async (tx) => {
-      await deleteGoogleConnection(tx, organizationId);
-      await recordAuditEvents(tx, [
-        auditEvent(request, { action: 'oauth.disconnected', targetType: 'google_connection', targetId: connection.id, details: { revoked_at_google: revoked } }),
-      ]);
-    });
-    return reply.status(204).send();
-  });
+  app.delete(
+    '/google',
+    {
+      onRequest: app.authenticateApiKey,
+      preHandler: requireRole('admin'),
+      schema: { summary: 'Disconnect the Google account', problems: ['not_found', 'encryption_key_unavailable'], response: { 204: NoContent } },
+    },
+    async (request, reply) => {
+      const organizationId = organizationOf(request);
+      const connection = await getGoogleConnection(app.db, organizationId);
+      if (!connection) throw new AppError('not_found', { detail: 'No Google account is connected' });
+      const revoked = google ? await google.revoke(app.keyring.decrypt(connection.refreshTokenCiphertext, refreshTokenAad(organizationId, connection.id))) : false;
+      await app.db.transaction(async (tx) => {
+        await deleteGoogleConnection(tx, organizationId);
+        await recordAuditEvents(tx, [
+          auditEvent(request, { action: 'oauth.disconnected', targetType: 'google_connection', targetId: connection.id, details: { revoked_at_google: revoked } }),
+        ]);
+      });
+      return reply.status(204).send();
+    },
+  );
 };
 
 export default oauth;

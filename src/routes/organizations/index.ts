@@ -6,8 +6,9 @@ import { deleteOrganization, getOrganization, listOrganizations } from '../../db
 import { provisionOrganization, SlugTakenError } from '../../db/provisioning.js';
 import { AppError } from '../../errors.js';
 import { actorOf, auditEvent } from '../../plugins/audit.js';
+import { authenticateAll } from '../../plugins/auth.js';
 import { toApiKeyJson } from '../api-keys/schemas.js';
-import { IdParams, listOf, PageQuery, toPage } from '../common.js';
+import { IdParams, listOf, NoContent, PageQuery, toPage } from '../common.js';
 import {
   CreateOrganizationBody,
   CreateOrganizationResponse,
@@ -20,35 +21,46 @@ const notFound = () => new AppError('not_found', { detail: 'No such organization
 
 const organizations: FastifyPluginAsync = async (instance) => {
   const app = instance.withTypeProvider<ZodTypeProvider>();
-  app.addHook('onRequest', app.authenticatePlatformAdmin);
+  authenticateAll(instance, 'platformAdmin');
 
   // Create an organization and its first admin API key (shown once).
-  app.post('/', { schema: { body: CreateOrganizationBody, response: { 201: CreateOrganizationResponse } } }, async (request, reply) => {
-    try {
-      const { organization, key, token } = await provisionOrganization(app.db, request.body, actorOf(request));
-      reply.status(201);
-      return { organization: toOrganizationJson(organization), api_key: { ...toApiKeyJson(key), key: token } };
-    } catch (err) {
-      if (err instanceof SlugTakenError) throw new AppError('slug_taken', { detail: err.message });
-      throw err;
-    }
-  });
+  app.post(
+    '/',
+    {
+      schema: {
+        summary: 'Create an organization and its first admin API key',
+        problems: ['slug_taken'],
+        body: CreateOrganizationBody,
+        response: { 201: CreateOrganizationResponse },
+      },
+    },
+    async (request, reply) => {
+      try {
+        const { organization, key, token } = await provisionOrganization(app.db, request.body, actorOf(request));
+        reply.status(201);
+        return { organization: toOrganizationJson(organization), api_key: { ...toApiKeyJson(key), key: token } };
+      } catch (err) {
+        if (err instanceof SlugTakenError) throw new AppError('slug_taken', { detail: err.message });
+        throw err;
+      }
+    },
+  );
 
   // List organizations, newest first.
-  app.get('/', { schema: { querystring: PageQuery, response: { 200: listOf(OrganizationSchema) } } }, async (request) => {
+  app.get('/', { schema: { summary: 'List organizations', querystring: PageQuery, response: { 200: listOf(OrganizationSchema) } } }, async (request) => {
     const page = await listOrganizations(app.db, toPage(request.query));
     return { data: page.data.map(toOrganizationJson), next_cursor: page.nextCursor };
   });
 
   // One organization.
-  app.get('/:id', { schema: { params: IdParams, response: { 200: OrganizationResponse } } }, async (request) => {
+  app.get('/:id', { schema: { summary: 'Get an organization', params: IdParams, response: { 200: OrganizationResponse } } }, async (request) => {
     const organization = await getOrganization(app.db, request.params.id);
     if (!organization) throw notFound();
     return { organization: toOrganizationJson(organization) };
   });
 
   // Delete an organization and everything it owns.
-  app.delete('/:id', { schema: { params: IdParams } }, async (request, reply) => {
+  app.delete('/:id', { schema: { summary: 'Delete an organization and everything it owns', params: IdParams, response: { 204: NoContent } } }, async (request, reply) => {
     const { id } = request.params;
     await app.db.transaction(async (tx) => {
       const organization = await getOrganization(tx, id);

@@ -18,9 +18,9 @@ import {
 } from '../../db/webhooks.js';
 import type { DbOrTx } from '../../db/client.js';
 import { AppError } from '../../errors.js';
-import { organizationOf, requireRole } from '../../plugins/auth.js';
+import { authenticateAll, organizationOf, requireRole } from '../../plugins/auth.js';
 import { auditEvent } from '../../plugins/audit.js';
-import { IdParams, listOf, PageQuery, toPage } from '../common.js';
+import { IdParams, listOf, NoContent, PageQuery, toPage } from '../common.js';
 import {
   CreateWebhookBody,
   DeliveryParams,
@@ -47,89 +47,121 @@ async function checkAgent(db: DbOrTx, organizationId: string, agentId: string | 
 
 const webhooksRoutes: FastifyPluginAsync = async (instance) => {
   const app = instance.withTypeProvider<ZodTypeProvider>();
-  app.addHook('onRequest', app.authenticateApiKey);
+  authenticateAll(instance, 'apiKey');
   const json = (webhook: Parameters<typeof toWebhookJson>[0]) => toWebhookJson(webhook, app.config.baseUrl);
 
   // Create an endpoint; the signing secret is in this response only.
-  app.post('/', { preHandler: requireRole('admin'), schema: { body: CreateWebhookBody, response: { 201: WebhookWithSecretResponse } } }, async (request, reply) => {
-    const organizationId = organizationOf(request);
-    const { name, description, agent_id, enabled, signature_scheme } = request.body;
-    const secret = generateWebhookSecret();
-    const id = uuidv7();
-    const webhook = await app.db.transaction(async (tx) => {
-      await checkAgent(tx, organizationId, agent_id);
-      const created = await createWebhook(tx, organizationId, {
-        id,
-        name,
-        description,
-        agentId: agent_id,
-        enabled,
-        signatureScheme: signature_scheme,
-        secretCiphertext: app.keyring.encrypt(secret, secretAad(organizationId, id)),
+  app.post(
+    '/',
+    {
+      preHandler: requireRole('admin'),
+      schema: {
+        summary: 'Create a webhook endpoint (its secret is shown once)',
+        problems: ['invalid_agent'],
+        body: CreateWebhookBody,
+        response: { 201: WebhookWithSecretResponse },
+      },
+    },
+    async (request, reply) => {
+      const organizationId = organizationOf(request);
+      const { name, description, agent_id, enabled, signature_scheme } = request.body;
+      const secret = generateWebhookSecret();
+      const id = uuidv7();
+      const webhook = await app.db.transaction(async (tx) => {
+        await checkAgent(tx, organizationId, agent_id);
+        const created = await createWebhook(tx, organizationId, {
+          id,
+          name,
+          description,
+          agentId: agent_id,
+          enabled,
+          signatureScheme: signature_scheme,
+          secretCiphertext: app.keyring.encrypt(secret, secretAad(organizationId, id)),
+        });
+        await recordAuditEvents(tx, [
+          auditEvent(request, {
+            action: 'webhook.created',
+            targetType: 'webhook',
+            targetId: created.id,
+            details: { name, signature_scheme: created.signatureScheme, agent_id: created.agentId },
+          }),
+        ]);
+        return created;
       });
-      await recordAuditEvents(tx, [
-        auditEvent(request, {
-          action: 'webhook.created',
-          targetType: 'webhook',
-          targetId: created.id,
-          details: { name, signature_scheme: created.signatureScheme, agent_id: created.agentId },
-        }),
-      ]);
-      return created;
-    });
-    reply.status(201);
-    return { webhook: json(webhook), secret };
-  });
+      reply.status(201);
+      return { webhook: json(webhook), secret };
+    },
+  );
 
   // List endpoints.
-  app.get('/', { schema: { querystring: PageQuery, response: { 200: listOf(WebhookSchema) } } }, async (request) => {
+  app.get('/', { schema: { summary: 'List webhook endpoints', querystring: PageQuery, response: { 200: listOf(WebhookSchema) } } }, async (request) => {
     const page = await listWebhooks(app.db, organizationOf(request), toPage(request.query));
     return { data: page.data.map(json), next_cursor: page.nextCursor };
   });
 
   // One endpoint.
-  app.get('/:id', { schema: { params: IdParams, response: { 200: WebhookResponse } } }, async (request) => {
+  app.get('/:id', { schema: { summary: 'Get a webhook endpoint', params: IdParams, response: { 200: WebhookResponse } } }, async (request) => {
     const webhook = await getWebhook(app.db, organizationOf(request), request.params.id);
     if (!webhook) throw notFound();
     return { webhook: json(webhook) };
   });
 
   // Rename, route to another agent, enable/disable, change the signature scheme.
-  app.patch('/:id', { preHandler: requireRole('admin'), schema: { params: IdParams, body: UpdateWebhookBody, response: { 200: WebhookResponse } } }, async (request) => {
-    const organizationId = organizationOf(request);
-    const { name, description, agent_id, enabled, signature_scheme } = request.body;
-    const webhook = await app.db.transaction(async (tx) => {
-      await checkAgent(tx, organizationId, agent_id);
-      const updated = await updateWebhook(tx, organizationId, request.params.id, { name, description, agentId: agent_id, enabled, signatureScheme: signature_scheme });
-      if (!updated) throw notFound();
-      await recordAuditEvents(tx, [
-        auditEvent(request, {
-          action: 'webhook.updated',
-          targetType: 'webhook',
-          targetId: updated.id,
-          details: { fields: Object.keys(request.body), ...(signature_scheme ? { signature_scheme } : {}) },
-        }),
-      ]);
-      return updated;
-    });
-    return { webhook: json(webhook) };
-  });
+  app.patch(
+    '/:id',
+    {
+      preHandler: requireRole('admin'),
+      schema: {
+        summary: 'Update a webhook endpoint',
+        problems: ['invalid_agent'],
+        params: IdParams,
+        body: UpdateWebhookBody,
+        response: { 200: WebhookResponse },
+      },
+    },
+    async (request) => {
+      const organizationId = organizationOf(request);
+      const { name, description, agent_id, enabled, signature_scheme } = request.body;
+      const webhook = await app.db.transaction(async (tx) => {
+        await checkAgent(tx, organizationId, agent_id);
+        const updated = await updateWebhook(tx, organizationId, request.params.id, { name, description, agentId: agent_id, enabled, signatureScheme: signature_scheme });
+        if (!updated) throw notFound();
+        await recordAuditEvents(tx, [
+          auditEvent(request, {
+            action: 'webhook.updated',
+            targetType: 'webhook',
+            targetId: updated.id,
+            details: { fields: Object.keys(request.body), ...(signature_scheme ? { signature_scheme } : {}) },
+          }),
+        ]);
+        return updated;
+      });
+      return { webhook: json(webhook) };
+    },
+  );
 
   // Delete an endpoint and its deliveries.
-  app.delete('/:id', { preHandler: requireRole('admin'), schema: { params: IdParams } }, async (request, reply) => {
-    const organizationId = organizationOf(request);
-    await app.db.transaction(async (tx) => {
-      const deleted = await deleteWebhook(tx, organizationId, request.params.id);
-      if (!deleted) throw notFound();
-      await recordAuditEvents(tx, [auditEvent(request, { action: 'webhook.deleted', targetType: 'webhook', targetId: deleted.id, details: { name: deleted.name } })]);
-    });
-    return reply.status(204).send();
-  });
+  app.delete(
+    '/:id',
+    {
+      preHandler: requireRole('admin'),
+      schema: { summary: 'Delete a webhook endpoint and its deliveries', params: IdParams, response: { 204: NoContent } },
+    },
+    async (request, reply) => {
+      const organizationId = organizationOf(request);
+      await app.db.transaction(async (tx) => {
+        const deleted = await deleteWebhook(tx, organizationId, request.params.id);
+        if (!deleted) throw notFound();
+        await recordAuditEvents(tx, [auditEvent(request, { action: 'webhook.deleted', targetType: 'webhook', targetId: deleted.id, details: { name: deleted.name } })]);
+      });
+      return reply.status(204).send();
+    },
+  );
 
   // New signing secret (shown once); the previous one keeps verifying for overlap_seconds.
   app.post(
     '/:id/secret',
-    { preHandler: requireRole('admin'), schema: { params: IdParams, body: RotateSecretBody, response: { 200: WebhookWithSecretResponse } } },
+    { preHandler: requireRole('admin'), schema: { summary: 'Rotate the signing secret', params: IdParams, body: RotateSecretBody, response: { 200: WebhookWithSecretResponse } } },
     async (request) => {
       const organizationId = organizationOf(request);
       const overlap = request.body.overlap_seconds;
@@ -156,7 +188,7 @@ const webhooksRoutes: FastifyPluginAsync = async (instance) => {
   // Deliveries of one endpoint, newest first.
   app.get(
     '/:id/deliveries',
-    { schema: { params: IdParams, querystring: ListDeliveriesQuery, response: { 200: listOf(DeliverySummarySchema) } } },
+    { schema: { summary: 'List an endpoint\'s deliveries', params: IdParams, querystring: ListDeliveriesQuery, response: { 200: listOf(DeliverySummarySchema) } } },
     async (request) => {
       const organizationId = organizationOf(request);
       const webhook = await getWebhook(app.db, organizationId, request.params.id);
@@ -167,7 +199,7 @@ const webhooksRoutes: FastifyPluginAsync = async (instance) => {
   );
 
   // One delivery with its captured headers and exact body.
-  app.get('/:id/deliveries/:delivery_id', { schema: { params: DeliveryParams, response: { 200: DeliverySchema } } }, async (request) => {
+  app.get('/:id/deliveries/:delivery_id', { schema: { summary: 'Get a delivery with its headers and body', params: DeliveryParams, response: { 200: DeliverySchema } } }, async (request) => {
     const delivery = await getDelivery(app.db, organizationOf(request), request.params.id, request.params.delivery_id);
     if (!delivery) throw new AppError('not_found', { detail: 'No such delivery' });
     return toDeliveryJson(delivery);
@@ -176,7 +208,7 @@ const webhooksRoutes: FastifyPluginAsync = async (instance) => {
   // Send a delivery back to pending for its agent, with a fresh attempt budget.
   app.post(
     '/:id/deliveries/:delivery_id/redeliver',
-    { preHandler: requireRole('admin'), schema: { params: DeliveryParams, response: { 200: DeliverySummarySchema } } },
+    { preHandler: requireRole('admin'), schema: { summary: 'Send a delivery back to pending', params: DeliveryParams, response: { 200: DeliverySummarySchema } } },
     async (request) => {
       const organizationId = organizationOf(request);
       const delivery = await app.db.transaction(async (tx) => {
