@@ -216,6 +216,17 @@ t.test('verify names the first broken event of a chain tampered with in SQL', as
     const rows = await chainRows(app, org.id);
     await app.db.execute(sql`delete from audit_chain_heads where chain = ${org.id}`);
     t.match(await verifyOrg(app, org.id), { ok: false, first_break: { event_id: rows[4]!.id, seq: 5, reason: 'head_mismatch' } });
+    const refused = await app.inject({ method: 'POST', url: '/api/v1/agents', headers: bearer(org.adminKey), payload: { name: 'after' } });
+    t.equal(refused.statusCode, 500, 'an audited write is refused rather than starting a second chain at seq 1');
+    t.same((await chainRows(app, org.id)).map((row) => row.id), rows.map((row) => row.id), 'and leaves nothing behind');
+    // The repair in docs/operations/README.md.
+    await app.db.execute(sql`
+      insert into audit_chain_heads (chain, organization_id, seq, hash, event_id, occurred_at)
+      select coalesce(organization_id::text, 'platform'), organization_id, seq, hash, id, occurred_at
+      from audit_events where organization_id = ${org.id} order by seq desc limit 1`);
+    t.match(await verifyOrg(app, org.id), { ok: true, events: 5 });
+    await createAgent(app, org.adminKey);
+    t.match(await verifyOrg(app, org.id), { ok: true, events: 6, head: { seq: 6 } });
   });
 
   t.test('other chains are unaffected and new events still append', async (t) => {
