@@ -6,6 +6,7 @@ import t from 'tap';
 import { auditEventHash, GENESIS_HASH } from '../../src/crypto/audit-chain.js';
 import { auditChainHeads, verifyAuditChain, verifyAuditChains } from '../../src/db/audit-chain.js';
 import { rowsOf } from '../../src/db/client.js';
+import { uuidv7 } from '../../src/db/ids.js';
 import { auditEvents } from '../../src/db/schema.js';
 import { asAdmin, bearer, build, createAgent, createKey, createOrg, createWebhook, TEST_DATABASE_URL, type TestOrg } from '../helper.js';
 
@@ -199,14 +200,14 @@ t.test('verify names the first broken event of a chain tampered with in SQL', as
 
   t.test('a row inserted without a place in the chain: unchained', async (t) => {
     const org = await busyOrg(app);
-    const id = '00000000-0000-7000-8000-000000000001';
+    const id = uuidv7();
     await app.db.execute(sql`insert into audit_events (id, organization_id, actor_type, action, outcome) values (${id}, ${org.id}, 'system', 'api_key.created', 'success')`);
     t.match(await verifyOrg(app, org.id), { ok: false, events: 6, head: { seq: 5 }, first_break: { event_id: id, seq: null, reason: 'unchained' } });
   });
 
   t.test('a row inserted with a seq below 1: sequence gap', async (t) => {
     const org = await busyOrg(app);
-    const id = '00000000-0000-7000-8000-000000000002';
+    const id = uuidv7();
     await app.db.execute(sql`insert into audit_events (id, organization_id, actor_type, action, outcome, seq) values (${id}, ${org.id}, 'system', 'api_key.created', 'success', 0)`);
     t.match(await verifyOrg(app, org.id), { ok: false, first_break: { event_id: id, seq: 0, reason: 'sequence_gap' } });
   });
