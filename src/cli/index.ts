@@ -2,9 +2,10 @@
 // against the configured database (the embedded one too, while no server holds DATA_DIR).
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config.js';
+import { auditChainHeads, BREAK_REASONS, verifyAuditChains } from '../db/audit-chain.js';
 import { openDatabase, type Database } from '../db/client.js';
 import { applyMigrations, migrationStatus } from '../db/migrate.js';
-import { listOrganizations } from '../db/organizations.js';
+import { getOrganization, listOrganizations } from '../db/organizations.js';
 import { provisionOrganization, SlugTakenError } from '../db/provisioning.js';
 import { generateKey } from '../crypto/keyring.js';
 import { retireCanaries } from '../db/canaries.js';
@@ -18,6 +19,9 @@ Commands:
   migrate                              apply pending database migrations
   org create --name NAME [--slug SLUG] create an organization; prints its id and first admin API key (once)
   org list [--json]                    list organizations
+  audit verify [--org ID] [--json]     walk the audit log's hash chains; exit 1 and name the first
+                                       broken event of each broken chain
+  audit status [--json]                print each audit chain's head (sequence number and hash)
   keys generate                        print a new random TOKEN_ENCRYPTION_KEY
   keys rotate                          re-encrypt every stored secret under TOKEN_ENCRYPTION_KEY
                                        (old keys in TOKEN_ENCRYPTION_OLD_KEYS); safe while servers run
@@ -55,6 +59,55 @@ const commands: Record<string, Command> = {
           ? 'All secrets are under the current key: old keys can be removed from TOKEN_ENCRYPTION_OLD_KEYS.\n'
           : 'Some secrets are still under old keys (written during the run?): run it again.\n'),
     );
+    return 0;
+  },
+
+  async 'audit verify'(database, args) {
+    const { values } = parseArgs({ args, options: { org: { type: 'string' }, json: { type: 'boolean' } } });
+    if (values.org !== undefined && !UUID.test(values.org)) throw new UsageError('--org must be an organization id (a UUID)');
+    await requireMigrated(database);
+    if (values.org !== undefined && !(await getOrganization(database.db, values.org))) {
+      process.stderr.write(`error: no organization ${values.org}\n`);
+      return 2;
+    }
+    const reports = await verifyAuditChains(database.db, { organizationId: values.org });
+    const broken = reports.filter((report) => !report.ok);
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ ok: broken.length === 0, chains: reports })}\n`);
+      return broken.length === 0 ? 0 : 1;
+    }
+    for (const report of reports) {
+      const head = report.head ? `head #${report.head.seq} ${report.head.hash} (event ${report.head.event_id})` : 'empty';
+      if (report.ok) {
+        process.stdout.write(`${report.chain}: ok, ${report.events} events, ${head}\n`);
+      } else {
+        const at = report.first_break!;
+        process.stdout.write(
+          `${report.chain}: BROKEN at event ${at.event_id ?? '(unknown)'} (seq ${at.seq ?? 'none'}): ${BREAK_REASONS[at.reason]}\n` +
+            `  ${report.events} events; the chain verifies up to ${report.head ? `#${report.head.seq}` : 'its start'}\n`,
+        );
+      }
+    }
+    process.stdout.write(
+      broken.length === 0
+        ? `All ${reports.length} audit chains verify.\n`
+        : `${broken.length} of ${reports.length} audit chains are broken: see "Audit log integrity" in docs/operations/README.md.\n`,
+    );
+    return broken.length === 0 ? 0 : 1;
+  },
+
+  async 'audit status'(database, args) {
+    const { values } = parseArgs({ args, options: { json: { type: 'boolean' } } });
+    await requireMigrated(database);
+    const heads = await auditChainHeads(database.db);
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify(heads)}\n`);
+    } else {
+      if (heads.length === 0) process.stdout.write('No audit chain started yet.\n');
+      for (const head of heads) {
+        process.stdout.write(`${head.chain}  #${head.seq}  ${head.hash}  event ${head.event_id ?? '-'}  ${head.occurred_at?.toISOString() ?? '-'}\n`);
+      }
+    }
     return 0;
   },
 
@@ -108,6 +161,14 @@ const commands: Record<string, Command> = {
     return 0;
   },
 };
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Read-only commands do not migrate (that would change what they inspect); they refuse to run behind. */
+async function requireMigrated(database: Database): Promise<void> {
+  const status = await migrationStatus(database.db);
+  if (status.pending > 0) throw new Error(`${status.pending} migrations are pending: run \`npm run migrate\` first`);
+}
 
 async function main(argv: string[]): Promise<number> {
   if (argv.length === 0 || argv[0] === 'help' || argv[0] === '--help') {

@@ -1,11 +1,14 @@
-// The append-only audit log. Rows are never updated or deleted by the application.
-import { and, desc, eq, gte, isNull, lt, type SQL } from 'drizzle-orm';
+// The append-only audit log. Rows are never updated or deleted by the application; each is
+// chained to its predecessor in its organization's (or the platform's) chain (db/audit-chain.ts).
+import { and, desc, eq, gte, is, isNull, lt, type SQL } from 'drizzle-orm';
+import { PgTransaction } from 'drizzle-orm/pg-core';
+import { appendAuditEvents } from './audit-chain.js';
 import type { DbOrTx } from './client.js';
 import { afterCursor, toPage, type Page } from './pagination.js';
 import { auditEvents } from './schema.js';
 
 export type AuditEvent = typeof auditEvents.$inferSelect;
-export type NewAuditEvent = Omit<typeof auditEvents.$inferInsert, 'id' | 'occurredAt'> & { occurredAt?: Date };
+export type NewAuditEvent = Omit<typeof auditEvents.$inferInsert, 'id' | 'occurredAt' | 'seq' | 'prevHash' | 'hash'> & { occurredAt?: Date };
 export type ActorType = AuditEvent['actorType'];
 
 /** Who did something: an authenticated principal, the CLI, or nobody known. */
@@ -25,8 +28,14 @@ export function auditRow(actor: AuditActor, organizationId: string | null, input
   return { organizationId, ...actor, outcome: 'success', details: {}, ...input };
 }
 
+/**
+ * Appends to the events' chains. Inside a transaction the chain heads stay locked until it
+ * commits (call this once per transaction, near its end); on the bare database it opens its own.
+ */
 export async function recordAuditEvents(db: DbOrTx, events: NewAuditEvent[]): Promise<void> {
-  if (events.length > 0) await db.insert(auditEvents).values(events);
+  if (events.length === 0) return;
+  if (is(db, PgTransaction)) await appendAuditEvents(db, events);
+  else await db.transaction((tx) => appendAuditEvents(tx, events));
 }
 
 export interface AuditFilter {

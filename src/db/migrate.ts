@@ -6,6 +6,7 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import type { PgliteDatabase } from 'drizzle-orm/pglite';
 import type { PostgresJsDatabase } from 'drizzle-orm/postgres-js';
+import { chainLegacyAuditEvents } from './audit-chain.js';
 import { rowsOf, type Database, type Db } from './client.js';
 
 // Same relative place from src/db/ and dist/db/.
@@ -22,6 +23,9 @@ export async function applyMigrations(database: Database): Promise<void> {
     } else {
       await migratePglite(database.db as unknown as PgliteDatabase, config);
     }
+    // A data step SQL cannot do: the audit rows of a database upgraded from before the hash chain
+    // are chained once, by the first migration run that finds no chain started.
+    await chainLegacyAuditEvents(database.db);
   });
 }
 

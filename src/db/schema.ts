@@ -66,12 +66,37 @@ export const auditEvents = pgTable(
     details: jsonb('details').$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
     // Failures are aggregated: one row stands for `count` attempts.
     count: bigint('count', { mode: 'number' }).notNull().default(1),
+    // The hash chain (see db/audit-chain.ts): position in the organization's chain (or the platform
+    // chain when organization_id is null), the previous event's hash and this event's hash.
+    // Null only on rows written by something other than Switchboard (verify reports them).
+    seq: bigint('seq', { mode: 'number' }),
+    prevHash: text('prev_hash'),
+    hash: text('hash'),
   },
   (t) => [
     index('audit_events_organization_id_id_idx').on(t.organizationId, t.id),
     index('audit_events_organization_id_action_id_idx').on(t.organizationId, t.action, t.id),
+    // A lost race between two appenders is an error, not a fork. Nulls are distinct, so the
+    // platform chain (organization_id null) needs an index of its own.
+    uniqueIndex('audit_events_organization_id_seq_idx').on(t.organizationId, t.seq),
+    uniqueIndex('audit_events_platform_seq_idx').on(t.seq).where(sql`${t.organizationId} is null`),
+    index('audit_events_unchained_id_idx').on(t.id).where(sql`${t.seq} is null`),
   ],
 );
+
+/**
+ * The head of each audit chain: 'platform' or an organization id. Its row lock serializes appends
+ * to the chain across instances; it also lets verify notice a deleted tail.
+ */
+export const auditChainHeads = pgTable('audit_chain_heads', {
+  chain: text('chain').primaryKey(),
+  organizationId: uuid('organization_id').references(() => organizations.id, { onDelete: 'cascade' }),
+  seq: bigint('seq', { mode: 'number' }).notNull().default(0),
+  hash: text('hash').notNull(),
+  eventId: uuid('event_id'),
+  occurredAt: at('occurred_at'),
+  updatedAt: at('updated_at').notNull().defaultNow(),
+});
 
 export const agents = pgTable(
   'agents',

@@ -17,6 +17,9 @@ export const AuditEventSchema = z.object({
   request_id: z.string().nullable(),
   count: z.number().int().describe('Aggregated failures: how many attempts this row stands for'),
   details: z.record(z.string(), z.unknown()),
+  seq: z.number().int().nullable().describe("Position in the organization's hash chain (1, 2, …)"),
+  prev_hash: z.string().nullable().describe('SHA-256 (hex) of the previous event in the chain'),
+  hash: z.string().nullable().describe('SHA-256 (hex) over this event, its seq and prev_hash'),
 });
 
 export const ListAuditEventsQuery = z
@@ -43,4 +46,7 @@ export const toAuditEventJson = (event: AuditEvent) => ({
   request_id: event.requestId,
   count: event.count,
   details: event.details,
+  seq: event.seq,
+  prev_hash: event.prevHash,
+  hash: event.hash,
 });
