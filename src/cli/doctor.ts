@@ -1,7 +1,7 @@
-// `npm run cli -- doctor [--json] [--url URL]`: prints the findings of src/diagnostics/doctor.ts
+// `npm run cli -- doctor [--json] [--url URL]`: prints the findings of ./doctor-checks.ts
 // and exits 0 (all ok), 1 (warnings) or 2 (failures).
 import { parseArgs } from 'node:util';
-import { exitCode, runDoctor, type Finding } from '../diagnostics/doctor.js';
+import { exitCode, runDoctor, type Finding } from './doctor-checks.js';
 
 const MARK: Record<Finding['severity'], string> = { ok: 'ok     ', warning: 'WARNING', failure: 'FAILURE' };
 

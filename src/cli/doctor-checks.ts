@@ -1,6 +1,7 @@
 // The checks behind `npm run cli -- doctor`: a deployment judged from its environment and its
 // database, without the server running. Each finding has a stable code, a severity and a one-line
-// fix. Nothing here writes: no migration, no generated key, no canary.
+// fix. Nothing here writes: no migration, no generated key, no canary. It runs only in the CLI
+// process and is tested through the real CLI (test/cli/doctor.test.ts).
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
