@@ -31,6 +31,7 @@ import auditEventRoutes from './routes/audit-events/index.js';
 import healthRoutes from './routes/health/index.js';
 import organizationRoutes from './routes/organization/index.js';
 import organizationsRoutes from './routes/organizations/index.js';
+import statusRoutes from './routes/status/index.js';
 
 export interface BuildOptions {
   /** Use this open database instead of opening one from the config; the app will not close it. */
@@ -80,6 +81,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     async (api) => {
       await api.register(organizationsRoutes, { prefix: '/organizations' });
       await api.register(organizationRoutes, { prefix: '/organization' });
+      await api.register(statusRoutes, { prefix: '/status' });
       await api.register(apiKeyRoutes, { prefix: '/api-keys' });
       await api.register(auditEventRoutes, { prefix: '/audit-events' });
       await api.register(agentsRoutes, { prefix: '/agents', offlineAfterS: config.agentOfflineAfterS });

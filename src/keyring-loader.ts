@@ -13,12 +13,32 @@ export interface LoadedKeyring {
   generated: string | null;
 }
 
+/** Where a development key is generated when TOKEN_ENCRYPTION_KEY is not set. */
+export const developmentKeyPath = (config: Config): string => resolve(config.dataDir, 'encryption.key');
+
+/**
+ * The keyring the server would use, without generating anything (for `doctor`): null when no key
+ * is configured and none was generated into DATA_DIR yet.
+ */
+export async function readKeyring(config: Config): Promise<LoadedKeyring | null> {
+  const old = config.tokenEncryptionOldKeys.map(parseKey);
+  if (config.tokenEncryptionKey) return { keyring: createKeyring(parseKey(config.tokenEncryptionKey), old), generated: null };
+  if (config.dataDir.startsWith('memory://')) return null;
+  const path = developmentKeyPath(config);
+  try {
+    return { keyring: createKeyring(parseKey(await readFile(path, 'utf8')), old), generated: path };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
 export async function loadKeyring(config: Config): Promise<LoadedKeyring> {
   const old = config.tokenEncryptionOldKeys.map(parseKey);
   if (config.tokenEncryptionKey) return { keyring: createKeyring(parseKey(config.tokenEncryptionKey), old), generated: null };
   if (config.dataDir.startsWith('memory://')) return { keyring: createKeyring(parseKey(generateKey()), old), generated: 'memory' };
   await mkdir(config.dataDir, { recursive: true });
-  const path = resolve(config.dataDir, 'encryption.key');
+  const path = developmentKeyPath(config);
   try {
     const handle = await open(path, 'wx', 0o600);
     await handle.writeFile(`${generateKey()}\n`);

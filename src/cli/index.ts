@@ -11,6 +11,7 @@ import { generateKey } from '../crypto/keyring.js';
 import { retireCanaries } from '../db/canaries.js';
 import { ciphertextsByKey, reencryptSecrets } from '../db/key-rotation.js';
 import { loadEnvFile } from '../env-file.js';
+import { doctor, parseDoctorArgs } from './doctor.js';
 import { loadKeyring } from '../keyring-loader.js';
 
 const USAGE = `Usage: npm run cli -- <command> [options]
@@ -25,6 +26,9 @@ Commands:
   keys generate                        print a new random TOKEN_ENCRYPTION_KEY
   keys rotate                          re-encrypt every stored secret under TOKEN_ENCRYPTION_KEY
                                        (old keys in TOKEN_ENCRYPTION_OLD_KEYS); safe while servers run
+  doctor [--json] [--url URL]          check the configuration, database, keyring and Redis (read-only);
+                                       --url also probes a running instance's /readyz and /api/v1/status;
+                                       exits 0 (ok), 1 (warnings) or 2 (failures)
   help                                 show this message
 `;
 
@@ -178,6 +182,17 @@ async function main(argv: string[]): Promise<number> {
   const twoWords = `${argv[0]} ${argv[1] ?? ''}`;
   const simple = standalone[twoWords];
   if (simple) return simple();
+  if (argv[0] === 'doctor') {
+    // Judges the configuration itself, so it must not stop at the first invalid variable.
+    let args;
+    try {
+      args = parseDoctorArgs(argv.slice(1));
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    loadEnvFile();
+    return doctor(args, process.env);
+  }
   const [name, args] = twoWords in commands ? [twoWords, argv.slice(2)] : [argv[0]!, argv.slice(1)];
   const command = commands[name];
   if (!command) throw new UsageError(`unknown command: ${argv.join(' ')}`);

@@ -81,6 +81,8 @@ export const auditEvents = pgTable(
     uniqueIndex('audit_events_organization_id_seq_idx').on(t.organizationId, t.seq),
     uniqueIndex('audit_events_platform_seq_idx').on(t.seq).where(sql`${t.organizationId} is null`),
     index('audit_events_unchained_id_idx').on(t.id).where(sql`${t.seq} is null`),
+    // Platform-wide "failures of these actions in the last hour" (status endpoints) without a scan.
+    index('audit_events_action_occurred_at_idx').on(t.action, t.occurredAt),
   ],
 );
 
@@ -196,6 +198,8 @@ export const webhookDeliveries = pgTable(
     index('webhook_deliveries_organization_id_webhook_id_id_idx').on(t.organizationId, t.webhookId, t.id),
     index('webhook_deliveries_organization_id_status_available_at_idx').on(t.organizationId, t.status, t.availableAt),
     index('webhook_deliveries_received_at_idx').on(t.receivedAt),
+    // Platform-wide backlog counts and the oldest pending delivery (status endpoints, lease expiry).
+    index('webhook_deliveries_status_available_at_idx').on(t.status, t.availableAt),
   ],
 );
 

@@ -24,6 +24,8 @@ export interface Limiters {
   hit(name: LimiterName, request: FastifyRequest): Promise<void>;
   /** Whether Redis is configured and currently used (false while falling back to memory). */
   readonly shared: boolean;
+  /** A Redis round-trip now: null when REDIS_URL is not set. */
+  redisReachable(): Promise<boolean | null>;
 }
 
 declare module 'fastify' {
@@ -76,6 +78,7 @@ export default fp<{ config: Config }>(
   async (app, { config }) => {
     const state = { usingRedis: config.redisUrl !== undefined };
     let store: unknown;
+    let redisClient: Redis | undefined;
     if (config.redisUrl) {
       const redis = new Redis(config.redisUrl, {
         // Fail fast instead of queueing while Redis is away: the fallback takes over.
@@ -87,6 +90,7 @@ export default fp<{ config: Config }>(
         retryStrategy: (times) => Math.min(times * 200, 2000),
       });
       redis.on('error', () => {}); // reported through the store's fallback log line
+      redisClient = redis;
       // Start with shared limits when Redis is there; otherwise start in fallback and say so.
       const ready = await new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), 2000);
@@ -138,6 +142,16 @@ export default fp<{ config: Config }>(
         if (result.isAllowed || !result.isExceeded) return;
         request.log.warn({ limiter: name }, 'rate limit exceeded');
         app.metrics.rateLimitRejected(name);
+        // Counted durably (aggregated per source) so status endpoints see rejections of every instance.
+        const principal = request.principal;
+        app.auditFailures.add({
+          organizationId: principal && principal.type !== 'platform_admin' ? principal.organizationId : null,
+          action: 'rate_limit.exceeded',
+          clientIp: request.ip,
+          credentialId: principal?.type === 'agent' ? principal.agentId : null,
+          reason: name,
+          requestId: request.id,
+        });
         throw new AppError('rate_limited', {
           detail: `Too many requests; retry in ${result.ttlInSeconds} seconds`,
           headers: {
@@ -152,7 +166,15 @@ export default fp<{ config: Config }>(
       get shared() {
         return state.usingRedis;
       },
+      async redisReachable() {
+        if (!redisClient) return null;
+        try {
+          return (await redisClient.ping()) === 'PONG';
+        } catch {
+          return false;
+        }
+      },
     });
   },
-  { name: 'rate-limit', dependencies: ['metrics'] },
+  { name: 'rate-limit', dependencies: ['metrics', 'audit'] },
 );

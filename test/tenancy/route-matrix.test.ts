@@ -94,6 +94,9 @@ const RULES: Record<string, Rule> = {
     invalid: () => [{ url: '/api/v1/organizations/123' }],
   },
   'GET /api/v1/organization': { auth: 'org', role: 'read_only', ok: () => ({ url: '/api/v1/organization' }), okStatus: 200 },
+  // Reading status changes nothing: read-only keys may.
+  'GET /api/v1/organization/status': { auth: 'org', role: 'read_only', ok: () => ({ url: '/api/v1/organization/status' }), okStatus: 200 },
+  'GET /api/v1/status': { auth: 'platform', ok: () => ({ url: '/api/v1/status' }), okStatus: 200 },
   'POST /api/v1/api-keys': {
     auth: 'org',
     role: 'admin',

@@ -1,0 +1,2 @@
+CREATE INDEX "audit_events_action_occurred_at_idx" ON "audit_events" USING btree ("action","occurred_at");--> statement-breakpoint
+CREATE INDEX "webhook_deliveries_status_available_at_idx" ON "webhook_deliveries" USING btree ("status","available_at");
