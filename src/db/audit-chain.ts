@@ -244,18 +244,24 @@ export interface ChainHeadRecord extends ChainHead {
   updated_at: Date;
 }
 
+const toHeadRecord = (row: typeof chainHeads.$inferSelect): ChainHeadRecord => ({
+  chain: row.chain,
+  organization_id: row.organizationId,
+  seq: Number(row.seq),
+  hash: row.hash,
+  event_id: row.eventId,
+  occurred_at: row.occurredAt,
+  updated_at: row.updatedAt,
+});
+
 /** Each chain's recorded head, from the heads table (no scan of the log). */
 export async function auditChainHeads(db: Db): Promise<ChainHeadRecord[]> {
   const rows = await db.select().from(chainHeads);
-  return rows
-    .sort((a, b) => byLockOrder(a.chain, b.chain))
-    .map((row) => ({
-      chain: row.chain,
-      organization_id: row.organizationId,
-      seq: Number(row.seq),
-      hash: row.hash,
-      event_id: row.eventId,
-      occurred_at: row.occurredAt,
-      updated_at: row.updatedAt,
-    }));
+  return rows.sort((a, b) => byLockOrder(a.chain, b.chain)).map(toHeadRecord);
+}
+
+/** One chain's recorded head (the organization's, or the platform's for null); null before its first event. */
+export async function auditChainHead(db: Db, organizationId: string | null): Promise<ChainHeadRecord | null> {
+  const [row] = await db.select().from(chainHeads).where(eq(chainHeads.chain, chainOf(organizationId)));
+  return row ? toHeadRecord(row) : null;
 }

@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import type { Config } from '../config.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { pingDatabase, type Database } from '../db/client.js';
+import { auditChainHead, type ChainHeadRecord } from '../db/audit-chain.js';
 import { withTimeout } from '../db/health.js';
 import { migrationStatus } from '../db/migrate.js';
 import {
@@ -63,6 +64,21 @@ export interface PlatformStatus {
   deliveries: (DeliverySignals & { count_cap: number }) | null;
   agents: AgentSignals | null;
   last_hour: LastHour | null;
+  audit_chain: AuditChainSignal | null;
+}
+
+/** The head of an audit chain: compare it with a copy kept elsewhere to detect a rewritten log. */
+export interface AuditChainSignal {
+  seq: number;
+  hash: string;
+  event_id: string | null;
+  occurred_at: string | null;
+}
+
+function chainSignal(head: ChainHeadRecord | null): AuditChainSignal {
+  return head
+    ? { seq: head.seq, hash: head.hash, event_id: head.event_id, occurred_at: head.occurred_at?.toISOString() ?? null }
+    : { seq: 0, hash: '', event_id: null, occurred_at: null };
 }
 
 export interface StatusSources {
@@ -141,16 +157,18 @@ export async function platformStatus(sources: StatusSources, startedAt = perform
   let deliveries: DeliverySignals | null = null;
   let agentCounts: AgentSignals | null = null;
   let hour: LastHour | null = null;
+  let chain: AuditChainSignal | null = null;
   if (reachable) {
     migrations = await probe('migrations', () => migrationStatus(db));
     // Before the schema exists there is nothing else to read.
     if (migrations && migrations.applied > 0) {
-      [keys, connections, deliveries, agentCounts, hour] = await Promise.all([
+      [keys, connections, deliveries, agentCounts, hour, chain] = await Promise.all([
         probe('keyring', () => keyringSignals(db, keyring)),
         probe('google_oauth', () => googleConnectionSignals(db)),
         probe('deliveries', () => deliverySignals(db, null)),
         probe('agents', () => agentSignals(db, null, config.agentOfflineAfterS)),
         probe('last_hour', async () => lastHour(await recentFailures(db, null, WINDOW_S))),
+        probe('audit_chain', async () => chainSignal(await auditChainHead(db, null))),
       ]);
     }
   } else {
@@ -189,6 +207,7 @@ export async function platformStatus(sources: StatusSources, startedAt = perform
     deliveries: deliveries && { ...deliveries, count_cap: COUNT_CAP },
     agents: agentCounts,
     last_hour: hour,
+    audit_chain: chain,
   };
 }
 
@@ -196,6 +215,7 @@ export interface OrganizationSignals {
   deliveries: (DeliverySignals & { count_cap: number }) | null;
   agents: AgentSignals | null;
   last_hour: LastHour | null;
+  audit_chain: AuditChainSignal | null;
   warnings: Warning[];
 }
 
@@ -209,15 +229,16 @@ export async function organizationSignals(
   const db = database.db;
   const unavailable: string[] = [];
   const probe = bounded(startedAt + config.readinessTimeoutMs, unavailable);
-  const [deliveries, agentCounts, hour] = await Promise.all([
+  const [deliveries, agentCounts, hour, chain] = await Promise.all([
     probe('deliveries', () => deliverySignals(db, organizationId)),
     probe('agents', () => agentSignals(db, organizationId, config.agentOfflineAfterS)),
     probe('last_hour', async () => lastHour(await recentFailures(db, organizationId, WINDOW_S))),
+    probe('audit_chain', async () => chainSignal(await auditChainHead(db, organizationId))),
   ]);
   const warnings = backlogWarnings(deliveries, hour);
   if (agentCounts && agentCounts.offline > 0) {
     warnings.push({ code: 'agents_offline', message: `${agentCounts.offline} agents have not been seen for ${config.agentOfflineAfterS} s` });
   }
   warnings.push(...incomplete(unavailable));
-  return { deliveries: deliveries && { ...deliveries, count_cap: COUNT_CAP }, agents: agentCounts, last_hour: hour, warnings };
+  return { deliveries: deliveries && { ...deliveries, count_cap: COUNT_CAP }, agents: agentCounts, last_hour: hour, audit_chain: chain, warnings };
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { asAgent, bearer, createAgent, createKey, createWebhook, isolatedDatabaseEnv, TEST_DATABASE_URL } from '../helper.js';
 import { startDocServer } from '../support/doc-server.js';
+import { runCommand } from '../support/process.js';
 import { runnableSnippets, runSnippet } from '../support/doc-snippets.js';
 import { startFakeGoogle } from '../support/fake-google.js';
 import { githubHeaders } from '../support/signing.js';
@@ -80,5 +81,11 @@ if (!TEST_DATABASE_URL) {
     t.equal(agents.statusCode, 200, 'hashed credentials still authenticate: nothing looks deleted');
     const secretUse = await http.inject({ method: 'POST', url: `/api/v1/hooks/${webhook.id}`, headers: await githubHeaders(newSecret, '{}'), payload: '{}' });
     t.match(secretUse.json(), { code: 'encryption_key_unavailable' }, 'an encrypted secret answers 503 encryption_key_unavailable, not a signature error');
+    const doctor = await runCommand(['dist/cli/index.js', 'doctor', '--json'], server.env);
+    t.equal(doctor.code, 2, 'doctor fails');
+    t.ok(
+      JSON.parse(doctor.stdout).findings.some((finding: { code: string; severity: string }) => finding.code === 'keyring_canary_failed' && finding.severity === 'failure'),
+      'doctor names the keyring failure',
+    );
   });
 }

@@ -107,3 +107,17 @@ t.test('a Google connection that needs reconnecting and failed refreshes are war
   t.same(codes(body), ['oauth_reconnect_required', 'oauth_refresh_failures']);
   t.notMatch(JSON.stringify(body), /v1\.[0-9a-f]{8}\./, 'no ciphertext in the document');
 });
+
+t.test("shows the head of the organization's audit chain, which advances with each audited change", async (t) => {
+  const app = await build(t);
+  const org = await createOrg(app);
+  const before = (await orgStatus(app, bearer(org.adminKey))).json().audit_chain;
+  t.match(before, { seq: Number, hash: /^[0-9a-f]{64}$/, event_id: String, occurred_at: String });
+  await createKey(app, org.adminKey, 'read_only');
+  const after = (await orgStatus(app, bearer(org.adminKey))).json().audit_chain;
+  t.equal(after.seq, before.seq + 1, 'one more event');
+  t.not(after.hash, before.hash);
+  const events = (await app.inject({ method: 'GET', url: '/api/v1/audit-events?limit=1', headers: bearer(org.adminKey) })).json().data;
+  t.equal(after.event_id, events[0].id, 'the head is the newest event');
+  t.equal(after.hash, events[0].hash);
+});

@@ -37,7 +37,12 @@ t.test('a healthy platform answers ok with every section filled and no warning',
   t.equal(body.last_hour.window_s, 3600);
   t.equal(body.last_hour.auth_failures, 0);
   t.equal(body.last_hour.rate_limit_rejections, 0);
+  t.same(body.audit_chain, { seq: 0, hash: '', event_id: null, occurred_at: null }, 'an empty platform audit chain');
   t.notMatch(res.body, /sbk_|v1\.[0-9a-f]{8}\./, 'no credential or ciphertext in the document');
+
+  await app.inject({ method: 'POST', url: '/api/v1/organizations', headers: asAdmin, payload: { name: 'chain head' } });
+  const chain = (await status(app)).json().audit_chain;
+  t.match(chain, { seq: 1, hash: /^[0-9a-f]{64}$/, event_id: String }, 'organization.created is the first platform event');
 });
 
 t.test('answers 401 without the platform admin token and for an organization key', async (t) => {

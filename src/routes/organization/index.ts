@@ -42,6 +42,7 @@ const organization: FastifyPluginAsync = async (instance) => {
       agents: signals.agents,
       google_oauth: google,
       last_hour: signals.last_hour,
+      audit_chain: signals.audit_chain,
     };
   });
 };

@@ -33,6 +33,15 @@ export const LastHourSchema = z
   })
   .nullable();
 
+const AuditChainSchema = z
+  .object({
+    seq: Count.describe('Events in the chain (0 before the first)'),
+    hash: z.string().describe('Hash of the last event; keep copies elsewhere to detect a rewritten log'),
+    event_id: z.string().nullable(),
+    occurred_at: Timestamp.nullable(),
+  })
+  .nullable();
+
 export const PlatformStatusResponse = z.object({
   health: HealthSchema,
   version: z.string(),
@@ -63,6 +72,7 @@ export const PlatformStatusResponse = z.object({
   deliveries: DeliveriesSchema,
   agents: AgentsSchema,
   last_hour: LastHourSchema,
+  audit_chain: AuditChainSchema.describe('The head of the platform audit chain (organization events have one chain each)'),
 });
 
 export const OrganizationStatusResponse = z.object({
@@ -73,4 +83,5 @@ export const OrganizationStatusResponse = z.object({
   agents: AgentsSchema,
   google_oauth: OAuthStatusResponse.shape.google,
   last_hour: LastHourSchema,
+  audit_chain: AuditChainSchema.describe("The head of this organization's audit chain"),
 });
