@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import { z } from 'zod';
 import errorsPlugin from '../../src/plugins/errors.js';
 import httpPlugin from '../../src/plugins/http.js';
-import { build, testConfig } from '../helper.js';
+import { asAdmin, asAgent, bearer, build, createAgent, createOrg, testConfig } from '../helper.js';
 
 function assertProblem(t: Tap, res: { statusCode: number; headers: Record<string, unknown>; json(): any }, status: number, code: string) {
   t.equal(res.statusCode, status, `status ${status}`);
@@ -46,6 +46,27 @@ t.test('the real app answers a path segment over 200 characters with a 414 uri_t
   const app = await build(t);
   const res = await app.inject({ method: 'GET', url: `/api/v1/agents/${'a'.repeat(201)}` });
   assertProblem(t, res, 414, 'uri_too_long');
+});
+
+t.test('text Postgres cannot store (NUL, unpaired surrogates) is refused with 400 validation_failed naming where it is', async (t) => {
+  const app = await build(t);
+  const org = await createOrg(app);
+  const agent = await createAgent(app, org.adminKey);
+  const cases = [
+    { url: '/api/v1/agents', headers: bearer(org.adminKey), payload: '{"name":"a","description":"x\\u0000y"}', location: 'body', path: '/description' },
+    { url: '/api/v1/agents', headers: bearer(org.adminKey), payload: '{"name":"a","metadata":{"k":["ok","\\ud800"]}}', location: 'body', path: '/metadata/k/1' },
+    { url: '/api/v1/agents', headers: bearer(org.adminKey), payload: '{"name":"a","metadata":{"k\\u0000":1}}', location: 'body', path: '/metadata' },
+    { url: '/api/v1/organizations', headers: asAdmin, payload: '{"name":"\\udc00x"}', location: 'body', path: '/name' },
+    { url: '/api/v1/agent/heartbeat', headers: asAgent(agent.token), payload: '{"status_detail":"x\\u0000"}', location: 'body', path: '/status_detail' },
+    { url: '/api/v1/agent/deliveries/lease?x=%00', headers: asAgent(agent.token), payload: '{}', location: 'querystring', path: '/x' },
+  ];
+  for (const { url, headers, payload, location, path } of cases) {
+    const res = await app.inject({ method: 'POST', url, headers: { ...headers, 'content-type': 'application/json' }, payload });
+    const body = assertProblem(t, res, 400, 'validation_failed');
+    t.same(body.errors, [{ location, path, message: 'must not contain NUL characters or unpaired UTF-16 surrogates' }], `${url} ${payload}`);
+  }
+  const fine = await app.inject({ method: 'POST', url: '/api/v1/agents', headers: bearer(org.adminKey), payload: { name: 'ok 𝕏', description: 'tabs\tand\nnewlines, é, 🧨' } });
+  t.equal(fine.statusCode, 201, 'paired surrogates (emoji), tabs and newlines are fine');
 });
 
 /** Raw bytes to the listening app; resolves with everything it wrote before closing the connection. */
