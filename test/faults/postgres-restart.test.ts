@@ -75,7 +75,7 @@ t.test('Postgres stopped and crashed during ingest: every 202 is stored, outages
 
   const acknowledged = load.acknowledged();
   const stored = await storedBodies({ databaseUrl: cluster.url }, fixture.hook.id);
-  t.ok(acknowledged.size > 100, `many deliveries were acknowledged (${acknowledged.size})`);
+  t.ok(acknowledged.size > 60, `many deliveries were acknowledged (${acknowledged.size})`);
   t.same(lostDeliveries(acknowledged, stored), [], 'every acknowledged delivery is stored with the exact body the sender sent');
   t.ok(stored.size >= acknowledged.size, 'count matches (a 503 may still have been stored: the sender retries, at least once)');
 });
