@@ -14,12 +14,13 @@ export const backend = TEST_DATABASE_URL ? 'postgres' : 'embedded';
 type Env = Record<string, string | undefined>;
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdefghijklmnop';
+export const TOKEN_ENCRYPTION_KEY = 'hF4aVq1mN0sX7pL2kJ9wR3tY6uI8oE5bC1dG4fH7jK0=';
 
 export function testConfig(env: Env = {}): Config {
   return loadConfig({
     NODE_ENV: 'test',
     ADMIN_TOKEN,
-    TOKEN_ENCRYPTION_KEY: 'hF4aVq1mN0sX7pL2kJ9wR3tY6uI8oE5bC1dG4fH7jK0=',
+    TOKEN_ENCRYPTION_KEY,
     LOG_LEVEL: 'silent',
     DATABASE_URL: TEST_DATABASE_URL,
     DATA_DIR: 'memory://',

@@ -48,6 +48,11 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
   const client = postgres(url, {
     max: options.poolMax,
     connect_timeout: Math.ceil(options.connectTimeoutMs / 1000),
+    // The driver waits this long before reconnecting a closed connection, and a query that needs
+    // the connection waits with it. Its default grows to 10-20 s during an outage, longer than a
+    // request should hang; capped at 0.5 s, requests get their 503 promptly and the pool still
+    // reconnects at most twice a second per connection.
+    backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 0.5),
     idle_timeout: 60,
     max_lifetime: 60 * 30,
     onnotice: () => {},

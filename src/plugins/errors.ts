@@ -1,5 +1,6 @@
 // The one place errors become responses: RFC 9457 problem+json with a stable `code` and the
 // request id. Unknown errors are logged and answered 500 without internals.
+import type { Socket } from 'node:net';
 import fp from 'fastify-plugin';
 import FindMyWay from 'find-my-way';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
@@ -53,6 +54,43 @@ export function sendProblem(
       request_id: request.id,
       ...extensions,
     });
+}
+
+/**
+ * Fastify's `frameworkErrors`: requests its router refuses before any route or hook runs (a path
+ * that is not valid percent-encoded UTF-8, a path parameter over maxParamLength).
+ */
+export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  // These replies bypass the app's onSend hooks: set what they would have.
+  reply.header('x-request-id', request.id).header('cache-control', 'no-store');
+  if (error.code === 'FST_ERR_BAD_URL') return sendProblem(request, reply, 'bad_request', 'The URL path is not valid percent-encoded UTF-8');
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') return sendProblem(request, reply, 'uri_too_long', 'A path segment is longer than allowed');
+  request.log.error({ err: error }, 'unhandled framework error');
+  return sendProblem(request, reply, 'internal_error', 'An unexpected error occurred', {}, 500);
+}
+
+const CLIENT_ERRORS: Record<string, ProblemCode> = {
+  ERR_HTTP_REQUEST_TIMEOUT: 'request_timeout',
+  HPE_HEADER_OVERFLOW: 'headers_too_large',
+};
+
+/**
+ * Node's `clientError`: the bytes on the connection are not an HTTP request we can parse (conflicting
+ * Content-Length, bad chunking, oversized headers) or did not arrive in time. No request exists, so
+ * the problem is written to the socket directly, without a request_id, and the connection closed.
+ */
+export function clientErrorHandler(error: Error & { code?: string }, socket: Socket) {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const code = CLIENT_ERRORS[error.code ?? ''] ?? 'bad_request';
+  const { status, title } = PROBLEMS[code];
+  const detail = code === 'bad_request' ? 'The request is not valid HTTP/1.1' : title;
+  const body = JSON.stringify({ type: problemType(code), title, status, detail, code });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 interface ValidationIssue {

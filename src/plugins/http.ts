@@ -5,8 +5,33 @@ import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
+import { AppError } from '../errors.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+// Text Postgres cannot store: NUL, and UTF-16 surrogates without their pair (JSON can carry both
+// as \u escapes). Refused at the door, so no route reaches the database with it and gets a 500.
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const escapePointer = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
+
+/** The JSON pointer of the first key or string in `value` that Postgres cannot store, or null. */
+export function unstorableText(value: unknown): string | null {
+  const stack: [unknown, string][] = [[value, '']];
+  while (stack.length > 0) {
+    const [current, path] = stack.pop()!;
+    if (typeof current === 'string') {
+      if (UNSTORABLE.test(current)) return path;
+    } else if (Array.isArray(current)) {
+      current.forEach((item, index) => stack.push([item, `${path}/${index}`]));
+    } else if (current !== null && typeof current === 'object' && !Buffer.isBuffer(current)) {
+      for (const [key, item] of Object.entries(current)) {
+        if (UNSTORABLE.test(key)) return path;
+        stack.push([item, `${path}/${escapePointer(key)}`]);
+      }
+    }
+  }
+  return null;
+}
 
 /** Echoes a well-formed incoming X-Request-Id (so ids follow a request across services), else a UUID. */
 export function requestId(req: IncomingMessage): string {
@@ -35,6 +60,17 @@ export default fp<{ config: Config }>(
         maxAge: 600,
       });
     }
+    app.addHook('preValidation', async (request) => {
+      for (const [location, value] of [['body', request.body], ['querystring', request.query], ['params', request.params]] as const) {
+        const path = unstorableText(value);
+        if (path !== null) {
+          throw new AppError('validation_failed', {
+            detail: 'The request is invalid; see errors',
+            extensions: { errors: [{ location, path, message: 'must not contain NUL characters or unpaired UTF-16 surrogates' }] },
+          });
+        }
+      }
+    });
     // Once the server is closing, responses end their keep-alive connection, so requests that
     // were in flight do not hold the process open until the keep-alive timeout.
     let closing = false;

@@ -71,8 +71,9 @@ t.test('the Problem schema enumerates every error code, and each listed code mat
       }
     }
   }
-  // Codes that belong to no single operation: the router's own answers.
-  const routerOnly = ['method_not_allowed', 'bad_request', 'conflict'];
+  // Codes that belong to no single operation: the router's and the HTTP server's own answers
+  // (before any route is found: a request too slow, a URL or headers too large).
+  const routerOnly = ['method_not_allowed', 'bad_request', 'conflict', 'request_timeout', 'uri_too_long', 'headers_too_large'];
   for (const code of Object.keys(PROBLEMS)) if (!routerOnly.includes(code)) t.ok(listed.has(code), `some operation lists ${code}`);
 });
 

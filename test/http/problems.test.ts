@@ -1,10 +1,12 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import Fastify from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import t, { type Test } from 'tap';
 import { z } from 'zod';
 import errorsPlugin from '../../src/plugins/errors.js';
 import httpPlugin from '../../src/plugins/http.js';
-import { build, testConfig } from '../helper.js';
+import { asAdmin, asAgent, bearer, build, createAgent, createOrg, testConfig } from '../helper.js';
 
 function assertProblem(t: Tap, res: { statusCode: number; headers: Record<string, unknown>; json(): any }, status: number, code: string) {
   t.equal(res.statusCode, status, `status ${status}`);
@@ -32,6 +34,67 @@ t.test('the real app answers a known path with the wrong method with a 405 probl
   const res = await app.inject({ method: 'DELETE', url: '/healthz' });
   assertProblem(t, res, 405, 'method_not_allowed');
   t.match(String(res.headers.allow), /GET/);
+});
+
+t.test('the real app answers a path that is not valid percent-encoded UTF-8 with a 400 bad_request problem', async (t) => {
+  const app = await build(t);
+  const res = await app.inject({ method: 'GET', url: '/api/v1/agents/%C0%AE' });
+  assertProblem(t, res, 400, 'bad_request');
+});
+
+t.test('the real app answers a path segment over 200 characters with a 414 uri_too_long problem', async (t) => {
+  const app = await build(t);
+  const res = await app.inject({ method: 'GET', url: `/api/v1/agents/${'a'.repeat(201)}` });
+  assertProblem(t, res, 414, 'uri_too_long');
+});
+
+t.test('text Postgres cannot store (NUL, unpaired surrogates) is refused with 400 validation_failed naming where it is', async (t) => {
+  const app = await build(t);
+  const org = await createOrg(app);
+  const agent = await createAgent(app, org.adminKey);
+  const cases = [
+    { url: '/api/v1/agents', headers: bearer(org.adminKey), payload: '{"name":"a","description":"x\\u0000y"}', location: 'body', path: '/description' },
+    { url: '/api/v1/agents', headers: bearer(org.adminKey), payload: '{"name":"a","metadata":{"k":["ok","\\ud800"]}}', location: 'body', path: '/metadata/k/1' },
+    { url: '/api/v1/agents', headers: bearer(org.adminKey), payload: '{"name":"a","metadata":{"k\\u0000":1}}', location: 'body', path: '/metadata' },
+    { url: '/api/v1/organizations', headers: asAdmin, payload: '{"name":"\\udc00x"}', location: 'body', path: '/name' },
+    { url: '/api/v1/agent/heartbeat', headers: asAgent(agent.token), payload: '{"status_detail":"x\\u0000"}', location: 'body', path: '/status_detail' },
+    { url: '/api/v1/agent/deliveries/lease?x=%00', headers: asAgent(agent.token), payload: '{}', location: 'querystring', path: '/x' },
+  ];
+  for (const { url, headers, payload, location, path } of cases) {
+    const res = await app.inject({ method: 'POST', url, headers: { ...headers, 'content-type': 'application/json' }, payload });
+    const body = assertProblem(t, res, 400, 'validation_failed');
+    t.same(body.errors, [{ location, path, message: 'must not contain NUL characters or unpaired UTF-16 surrogates' }], `${url} ${payload}`);
+  }
+  const fine = await app.inject({ method: 'POST', url: '/api/v1/agents', headers: bearer(org.adminKey), payload: { name: 'ok 𝕏', description: 'tabs\tand\nnewlines, é, 🧨' } });
+  t.equal(fine.statusCode, 201, 'paired surrogates (emoji), tabs and newlines are fine');
+});
+
+/** Raw bytes to the listening app; resolves with everything it wrote before closing the connection. */
+async function rawExchange(app: Awaited<ReturnType<typeof build>>, request: string): Promise<string> {
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as { port: number };
+  const socket = connect({ host: '127.0.0.1', port });
+  await once(socket, 'connect');
+  socket.write(request);
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  await once(socket, 'close');
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+t.test('a request that is not valid HTTP (conflicting Content-Length) gets a 400 bad_request problem and the connection closes', async (t) => {
+  const app = await build(t);
+  const text = await rawExchange(app, 'POST /api/v1/organizations HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}');
+  t.match(text, /^HTTP\/1\.1 400 /);
+  t.match(text, /\r\ncontent-type: application\/problem\+json\r\n/i);
+  t.match(JSON.parse(text.split('\r\n\r\n')[1]!), { status: 400, code: 'bad_request', type: 'urn:switchboard:problem:bad_request' });
+});
+
+t.test('headers over the size limit get a 431 headers_too_large problem', async (t) => {
+  const app = await build(t);
+  const text = await rawExchange(app, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`);
+  t.match(text, /^HTTP\/1\.1 431 /);
+  t.match(JSON.parse(text.split('\r\n\r\n')[1]!), { status: 431, code: 'headers_too_large' });
 });
 
 // The error plugin on its own, with routes that fail in every way a route can.

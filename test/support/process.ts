@@ -9,6 +9,8 @@ export interface ServerProcess {
   url: string;
   output(): string;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Resolves with the exit code (null when killed by a signal) once the process has exited. */
+  exited: Promise<number | null>;
 }
 
 export async function freePort(): Promise<number> {
@@ -47,7 +49,7 @@ export async function startServer(env: Record<string, string | undefined>, timeo
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const url = `http://127.0.0.1:${port}`;
-  const exited = once(child, 'exit');
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}:\n${output}`);
@@ -67,11 +69,11 @@ export async function startServer(env: Record<string, string | undefined>, timeo
     child,
     url,
     output: () => output,
+    exited,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode !== null) return child.exitCode;
       child.kill(signal);
-      const [code] = (await exited) as [number | null];
-      return code;
+      return exited;
     },
   };
 }
