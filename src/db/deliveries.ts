@@ -1,8 +1,10 @@
 // Webhook deliveries: stored once per sender delivery id, leased to agents exclusively, acked,
 // retried, dead-lettered and pruned.
 import { and, desc, eq, inArray, sql } from 'drizzle-orm';
+import { createBatcher, type Batcher, type Settled } from './batching.js';
 import type { DbOrTx } from './client.js';
 import { rowsOf } from './client.js';
+import { uuidv7 } from './ids.js';
 import { afterCursor, toPage, type Page } from './pagination.js';
 import { webhookDeliveries, webhooks } from './schema.js';
 
@@ -20,20 +22,127 @@ export interface NewDelivery {
   sourceIp: string;
 }
 
-/** Stores a delivery; a known delivery key for the same webhook stores nothing and returns the original id. */
-export async function storeDelivery(db: DbOrTx, input: NewDelivery): Promise<{ id: string; duplicate: boolean }> {
-  const inserted = await db
-    .insert(webhookDeliveries)
-    .values({ ...input, size: input.body.length })
-    .onConflictDoNothing({ target: [webhookDeliveries.webhookId, webhookDeliveries.deliveryKey], where: sql`delivery_key is not null` })
-    .returning({ id: webhookDeliveries.id });
-  if (inserted[0]) return { id: inserted[0].id, duplicate: false };
-  const existing = await db
-    .select({ id: webhookDeliveries.id })
-    .from(webhookDeliveries)
-    .where(and(eq(webhookDeliveries.webhookId, input.webhookId), eq(webhookDeliveries.deliveryKey, input.deliveryKey!)))
-    .limit(1);
-  return { id: existing[0]!.id, duplicate: true };
+export interface StoredDelivery {
+  id: string;
+  duplicate: boolean;
+}
+
+const keyOf = (input: NewDelivery) => (input.deliveryKey === null ? null : `${input.webhookId}\n${input.deliveryKey}`);
+
+/**
+ * Stores several deliveries with one multi-row INSERT … ON CONFLICT DO NOTHING: one statement, so
+ * one transaction and one commit for all of them. Each input gets its own answer: a repeated
+ * delivery key (in the database or earlier in the same batch) answers duplicate with the original
+ * id. If the batch fails as a whole, every delivery is retried on its own, so one bad row only
+ * fails itself.
+ */
+export async function storeDeliveries(db: DbOrTx, inputs: NewDelivery[], retryVanished = true): Promise<Settled<StoredDelivery>[]> {
+  // Within the batch the first of each delivery key is stored; the others repeat it.
+  const leaderOf = new Map<string, number>();
+  const leaders: number[] = [];
+  const follows = inputs.map((input, i) => {
+    const key = keyOf(input);
+    const first = key === null ? undefined : leaderOf.get(key);
+    if (first !== undefined) return first;
+    if (key !== null) leaderOf.set(key, i);
+    leaders.push(i);
+    return i;
+  });
+  const ids = leaders.map(() => uuidv7());
+  let inserted: Set<string>;
+  try {
+    inserted = new Set(await insertDeliveries(db, leaders.map((i, n) => ({ id: ids[n]!, input: inputs[i]! }))));
+  } catch (error) {
+    if (inputs.length === 1) return [{ ok: false, error }];
+    return Promise.all(inputs.map(async (input) => (await storeDeliveries(db, [input]))[0]!));
+  }
+  const results = new Map<number, Settled<StoredDelivery>>();
+  const conflicts: number[] = [];
+  leaders.forEach((i, n) => {
+    if (inserted.has(ids[n]!)) results.set(i, { ok: true, value: { id: ids[n]!, duplicate: false } });
+    else conflicts.push(i);
+  });
+  if (conflicts.length > 0) {
+    const keys = JSON.stringify(conflicts.map((i) => ({ webhook_id: inputs[i]!.webhookId, delivery_key: inputs[i]!.deliveryKey })));
+    const existing = rowsOf<{ id: string; webhook_id: string; delivery_key: string }>(
+      await db.execute(sql`
+        select d.id, d.webhook_id, d.delivery_key
+          from json_to_recordset((${keys}::text)::json) as k(webhook_id uuid, delivery_key text)
+          join webhook_deliveries d on d.webhook_id = k.webhook_id and d.delivery_key = k.delivery_key`),
+    );
+    const byKey = new Map(existing.map((row) => [`${row.webhook_id}\n${row.delivery_key}`, row.id]));
+    const vanished: number[] = [];
+    for (const i of conflicts) {
+      const id = byKey.get(keyOf(inputs[i]!)!);
+      if (id) results.set(i, { ok: true, value: { id, duplicate: true } });
+      else vanished.push(i);
+    }
+    // The conflicting row was deleted in between (retention): store these again, once.
+    if (vanished.length > 0) {
+      const again = retryVanished
+        ? await storeDeliveries(db, vanished.map((i) => inputs[i]!), false)
+        : vanished.map(() => ({ ok: false as const, error: new Error('the conflicting delivery vanished twice') }));
+      vanished.forEach((i, n) => results.set(i, again[n]!));
+    }
+  }
+  return inputs.map((_input, i) => {
+    const leader = results.get(follows[i]!)!;
+    return i === follows[i] || !leader.ok ? leader : { ok: true, value: { id: leader.value.id, duplicate: true } };
+  });
+}
+
+/**
+ * One INSERT for many rows, whatever their number: the rows travel as one JSON parameter (bodies in
+ * base64) and json_to_recordset unpacks them, so the statement text never changes (prepared once)
+ * and no per-row query building happens in JavaScript. Answers the ids actually inserted.
+ */
+async function insertDeliveries(db: DbOrTx, rows: { id: string; input: NewDelivery }[]): Promise<string[]> {
+  const json = JSON.stringify(
+    rows.map(({ id, input }) => ({
+      id,
+      organization_id: input.organizationId,
+      webhook_id: input.webhookId,
+      delivery_key: input.deliveryKey,
+      content_type: input.contentType,
+      body: input.body.toString('base64'),
+      size: input.body.length,
+      body_sha256: input.bodySha256,
+      headers: input.headers,
+      source_ip: input.sourceIp,
+    })),
+  );
+  const result = await db.execute(sql`
+    insert into webhook_deliveries (id, organization_id, webhook_id, delivery_key, content_type, body, size, body_sha256, headers, source_ip)
+    select r.id, r.organization_id, r.webhook_id, r.delivery_key, r.content_type, decode(r.body, 'base64'), r.size, r.body_sha256, r.headers, r.source_ip
+      from json_to_recordset((${json}::text)::json)
+        as r(id uuid, organization_id uuid, webhook_id uuid, delivery_key text, content_type text, body text, size integer, body_sha256 text, headers jsonb, source_ip text)
+    on conflict (webhook_id, delivery_key) where delivery_key is not null do nothing
+    returning id`);
+  return rowsOf<{ id: string }>(result).map((row) => row.id);
+}
+
+export interface DeliveryWriterOptions {
+  /** Most deliveries in one INSERT. */
+  maxBatch: number;
+  /** A batch stops growing past this many body bytes (the driver copies bodies into one message). */
+  maxBatchBytes: number;
+  /** INSERTs running at once; deliveries arriving meanwhile wait and go out as the next batch. */
+  maxInFlight: number;
+}
+
+/**
+ * Group commit for webhook ingest: deliveries received while earlier ones are being written are
+ * stored together by storeDeliveries, so many requests share one commit. Each caller is answered
+ * only once its own row is committed (or found to be a duplicate).
+ */
+export function deliveryWriter(db: DbOrTx, options: DeliveryWriterOptions): Batcher<NewDelivery, StoredDelivery> {
+  return createBatcher<NewDelivery, StoredDelivery>({
+    maxBatch: options.maxBatch,
+    maxInFlight: options.maxInFlight,
+    maxWeight: options.maxBatchBytes,
+    weight: (input) => input.body.length,
+    run: (inputs) => storeDeliveries(db, inputs),
+  });
 }
 
 export async function listDeliveries(db: DbOrTx, organizationId: string, webhookId: string, filter: { status?: DeliveryStatus | undefined }, page: Page) {
