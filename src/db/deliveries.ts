@@ -92,30 +92,36 @@ export async function storeDeliveries(db: DbOrTx, inputs: NewDelivery[], retryVa
 }
 
 /**
- * One INSERT for many rows, whatever their number: the rows travel as one JSON parameter (bodies in
- * base64) and json_to_recordset unpacks them, so the statement text never changes (prepared once)
- * and no per-row query building happens in JavaScript. Answers the ids actually inserted.
+ * One INSERT for many rows. The small columns travel as one JSON parameter that
+ * json_to_recordset unpacks (no per-row query building in JavaScript); the bodies travel as
+ * bytea parameters, matched by position. Answers the ids actually inserted.
  */
 async function insertDeliveries(db: DbOrTx, rows: { id: string; input: NewDelivery }[]): Promise<string[]> {
   const json = JSON.stringify(
-    rows.map(({ id, input }) => ({
+    rows.map(({ id, input }, n) => ({
+      n: n + 1,
       id,
       organization_id: input.organizationId,
       webhook_id: input.webhookId,
       delivery_key: input.deliveryKey,
       content_type: input.contentType,
-      body: input.body.toString('base64'),
       size: input.body.length,
       body_sha256: input.bodySha256,
       headers: input.headers,
       source_ip: input.sourceIp,
     })),
   );
+  const bodies = sql.join(
+    rows.map(({ input }) => sql`${input.body}::bytea`),
+    sql`, `,
+  );
   const result = await db.execute(sql`
     insert into webhook_deliveries (id, organization_id, webhook_id, delivery_key, content_type, body, size, body_sha256, headers, source_ip)
-    select r.id, r.organization_id, r.webhook_id, r.delivery_key, r.content_type, decode(r.body, 'base64'), r.size, r.body_sha256, r.headers, r.source_ip
+    select r.id, r.organization_id, r.webhook_id, r.delivery_key, r.content_type, b.body, r.size, r.body_sha256, r.headers, r.source_ip
       from json_to_recordset((${json}::text)::json)
-        as r(id uuid, organization_id uuid, webhook_id uuid, delivery_key text, content_type text, body text, size integer, body_sha256 text, headers jsonb, source_ip text)
+        as r(n integer, id uuid, organization_id uuid, webhook_id uuid, delivery_key text, content_type text, size integer, body_sha256 text, headers jsonb, source_ip text)
+      join unnest(array[${bodies}]) with ordinality as b(body, n) on b.n = r.n
+     order by r.n
     on conflict (webhook_id, delivery_key) where delivery_key is not null do nothing
     returning id`);
   return rowsOf<{ id: string }>(result).map((row) => row.id);

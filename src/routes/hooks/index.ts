@@ -20,7 +20,7 @@ declare module 'fastify' {
 }
 
 /** Group commit: at most this many deliveries, or this many body bytes, per INSERT; four INSERTs at once. */
-const BATCH = { maxBatch: 64, maxBatchBytes: 4 * 1_048_576, maxInFlight: 4 };
+const BATCH = { maxBatch: 64, maxBatchBytes: 1_048_576, maxInFlight: 4 };
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const DELIVERY_KEY = /^[\x21-\x7e]{1,200}$/;
