@@ -1,5 +1,5 @@
 // Agents and their tokens. Tokens are found by public id (one indexed query) and stored hashed.
-import { and, desc, eq, gt, inArray, isNotNull, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, gt, isNotNull, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
 import { createBatcher, type Batcher } from './batching.js';
 import type { DbOrTx } from './client.js';
 import { afterCursor, toPage, type Page } from './pagination.js';
@@ -124,31 +124,25 @@ export interface AgentCredential {
   organization: { id: string; name: string };
 }
 
-/** The one indexed query behind every agent authentication. Not tenant-scoped: it finds the tenant. */
-export async function findAgentByTokenPublicId(db: DbOrTx, publicId: string): Promise<AgentCredential | null> {
-  return (await findAgentsByTokenPublicIds(db, [publicId]))[0] ?? null;
-}
-
-/** The same indexed lookup for several tokens at once (one query, one round trip). */
-export async function findAgentsByTokenPublicIds(db: DbOrTx, publicIds: string[]): Promise<AgentCredential[]> {
-  return db
-    .select({ token: agentTokens, agent: agents, organization: { id: organizations.id, name: organizations.name } })
-    .from(agentTokens)
-    .innerJoin(agents, eq(agents.id, agentTokens.agentId))
-    .innerJoin(organizations, eq(organizations.id, agentTokens.organizationId))
-    .where(publicIds.length === 1 ? eq(agentTokens.publicId, publicIds[0]!) : inArray(agentTokens.publicId, publicIds));
-}
-
 /**
- * Token lookups for the authentication hot path: concurrent authentications share one query
+ * The one indexed query behind every agent authentication (not tenant-scoped: it finds the
+ * tenant), for the hot path: concurrent authentications share one query
  * (see batching.ts). Every lookup still reads the database after the request arrived, so a
  * revoked or rotated token is refused at once, on every instance.
  */
 export function agentCredentialLookup(db: DbOrTx, options = { maxBatch: 100, maxInFlight: 8 }): Batcher<string, AgentCredential | null> {
+  // Prepared once: the SQL is built a single time and the batch's ids travel as one array parameter.
+  const query = db
+    .select({ token: agentTokens, agent: agents, organization: { id: organizations.id, name: organizations.name } })
+    .from(agentTokens)
+    .innerJoin(agents, eq(agents.id, agentTokens.agentId))
+    .innerJoin(organizations, eq(organizations.id, agentTokens.organizationId))
+    .where(sql`${agentTokens.publicId} = any(${sql.placeholder('publicIds')}::text[])`)
+    .prepare('agent_credentials_by_public_ids');
   return createBatcher<string, AgentCredential | null>({
     ...options,
     async run(publicIds) {
-      const found = await findAgentsByTokenPublicIds(db, [...new Set(publicIds)]);
+      const found = await query.execute({ publicIds: [...new Set(publicIds)] });
       const byId = new Map(found.map((credential) => [credential.token.publicId, credential]));
       return publicIds.map((publicId) => ({ ok: true, value: byId.get(publicId) ?? null }));
     },

@@ -1,6 +1,6 @@
 // Webhook endpoints. Secrets are stored encrypted by the caller (the keyring lives above the
 // data layer); this module only moves ciphertext.
-import { and, desc, eq, inArray, sql } from 'drizzle-orm';
+import { and, desc, eq, sql } from 'drizzle-orm';
 import { createBatcher, type Batcher } from './batching.js';
 import type { DbOrTx } from './client.js';
 import { afterCursor, toPage, type Page } from './pagination.js';
@@ -42,14 +42,16 @@ export async function getWebhook(db: DbOrTx, organizationId: string, id: string)
  * or secret rotation is seen at once, by every instance.
  */
 export function webhookIngestLookup(db: DbOrTx, options = { maxBatch: 100, maxInFlight: 4 }): Batcher<string, Webhook | null> {
+  // Prepared once: the SQL is built a single time and the batch's ids travel as one array parameter.
+  const query = db
+    .select()
+    .from(webhooks)
+    .where(sql`${webhooks.id} = any(${sql.placeholder('ids')}::uuid[])`)
+    .prepare('webhooks_for_ingest');
   return createBatcher<string, Webhook | null>({
     ...options,
     async run(ids) {
-      const unique = [...new Set(ids)];
-      const rows = await db
-        .select()
-        .from(webhooks)
-        .where(unique.length === 1 ? eq(webhooks.id, unique[0]!) : inArray(webhooks.id, unique));
+      const rows = await query.execute({ ids: [...new Set(ids)] });
       const byId = new Map(rows.map((row) => [row.id, row]));
       return ids.map((id) => ({ ok: true, value: byId.get(id) ?? null }));
     },
