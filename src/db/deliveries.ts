@@ -278,7 +278,11 @@ export async function finishDelivery(
   if (status === 'done') return 'done';
   if (status === 'pending') return 'retry';
   if (status === 'dead') return 'dead';
-  // Not held: tell "not yours / gone" (404) from "yours but no longer leased" (409).
+  return notHeldOutcome(db, organizationId, agentId, id);
+}
+
+/** Not held: tell "not yours / gone" (404) from "yours but no longer leased" (409). */
+async function notHeldOutcome(db: DbOrTx, organizationId: string, agentId: string, id: string): Promise<FinishOutcome> {
   const visible = await db
     .select({ id: webhookDeliveries.id })
     .from(webhookDeliveries)
@@ -286,6 +290,53 @@ export async function finishDelivery(
     .where(and(eq(webhookDeliveries.organizationId, organizationId), eq(webhookDeliveries.id, id), eq(webhooks.agentId, agentId)))
     .limit(1);
   return visible.length > 0 ? 'not_leased' : 'not_found';
+}
+
+export interface Ack {
+  organizationId: string;
+  agentId: string;
+  id: string;
+}
+
+/**
+ * Acks several deliveries with one UPDATE (one commit), each only if its agent holds a live lease
+ * on it — the same condition as finishDelivery. Those not acked get finishDelivery's diagnosis.
+ */
+export async function ackDeliveries(db: DbOrTx, acks: Ack[]): Promise<Settled<FinishOutcome>[]> {
+  const json = JSON.stringify(acks.map((ack) => ({ id: ack.id, organization_id: ack.organizationId, agent_id: ack.agentId })));
+  let done: Set<string>;
+  try {
+    const result = await db.execute(sql`
+      update webhook_deliveries d
+         set status = 'done', completed_at = now(), lease_expires_at = null
+        from (select distinct * from json_to_recordset((${json}::text)::json) as k(id uuid, organization_id uuid, agent_id uuid)) k
+       where d.id = k.id and d.organization_id = k.organization_id and d.leased_by_agent_id = k.agent_id
+         and d.status = 'leased' and d.lease_expires_at > now()
+      returning d.id`);
+    done = new Set(rowsOf<{ id: string }>(result).map((row) => row.id));
+  } catch (error) {
+    if (acks.length === 1) return [{ ok: false, error }];
+    return Promise.all(acks.map(async (ack) => (await ackDeliveries(db, [ack]))[0]!));
+  }
+  // A delivery acked twice in one batch: the first ack did it, a later one finds it finished.
+  const answered = new Set<string>();
+  return Promise.all(
+    acks.map(async (ack): Promise<Settled<FinishOutcome>> => {
+      const first = !answered.has(ack.id);
+      answered.add(ack.id);
+      if (first && done.has(ack.id)) return { ok: true, value: 'done' };
+      try {
+        return { ok: true, value: await notHeldOutcome(db, ack.organizationId, ack.agentId, ack.id) };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    }),
+  );
+}
+
+/** Group commit for acks: acks arriving together are written by one ackDeliveries. */
+export function ackWriter(db: DbOrTx, options = { maxBatch: 100, maxInFlight: 2 }): Batcher<Ack, FinishOutcome> {
+  return createBatcher<Ack, FinishOutcome>({ ...options, run: (acks) => ackDeliveries(db, acks) });
 }
 
 /** Deletes deliveries older than the retention period in bounded batches; safe on every instance at once. */

@@ -5,7 +5,7 @@ import { eq } from 'drizzle-orm';
 import t from 'tap';
 import { deliveryWriter, storeDeliveries, type NewDelivery } from '../../src/db/deliveries.js';
 import { webhookDeliveries } from '../../src/db/schema.js';
-import { bearer, build, createOrg, createWebhook } from '../helper.js';
+import { asAgent, bearer, build, createAgent, createOrg, createWebhook } from '../helper.js';
 import { githubHeaders } from '../support/signing.js';
 
 function delivery(organizationId: string, webhookId: string, deliveryKey: string | null, text = '{}'): NewDelivery {
@@ -111,4 +111,36 @@ t.test('duplicates inside one batch and across batches answer the original id', 
   t.equal(again[1]!.ok && again[1]!.value.duplicate, false);
   const rows = await app.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.webhookId, hook.id));
   t.equal(rows.length, 4);
+});
+
+t.test('concurrent acks share a commit yet each gets its own answer: done, 409 lease_not_held or 404', async (t) => {
+  const app = await build(t);
+  const org = await createOrg(app);
+  const agents = [await createAgent(app, org.adminKey), await createAgent(app, org.adminKey)];
+  const leased: string[][] = [];
+  for (const agent of agents) {
+    const hook = await createWebhook(app, org.adminKey, { agent_id: agent.id });
+    for (let i = 0; i < 3; i++) {
+      const body = JSON.stringify({ i });
+      await app.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(hook.secret, body), payload: body });
+    }
+    const res = await app.inject({ method: 'POST', url: '/api/v1/agent/deliveries/lease', headers: asAgent(agent.token), payload: {} });
+    leased.push(res.json().data.map((d: { id: string }) => d.id));
+  }
+  const ack = (token: string, id: string) => app.inject({ method: 'POST', url: `/api/v1/agent/deliveries/${id}/ack`, headers: asAgent(token) });
+  const a = agents[0]!;
+  const b = agents[1]!;
+  const responses = await Promise.all([
+    ...leased[0]!.map((id) => ack(a.token, id)),
+    ack(a.token, leased[0]![0]!), // the same delivery twice
+    ...leased[1]!.slice(0, 2).map((id) => ack(b.token, id)),
+    ack(a.token, leased[1]![2]!), // another agent's delivery
+  ]);
+  t.same(responses.slice(0, 3).map((r) => r.json()), leased[0]!.map((id) => ({ id, status: 'done' })));
+  t.equal(responses[3]!.statusCode, 409, 'the second ack of one delivery');
+  t.equal(responses[3]!.json().code, 'lease_not_held');
+  t.same(responses.slice(4, 6).map((r) => r.json().status), ['done', 'done']);
+  t.equal(responses[6]!.statusCode, 404, "another agent's delivery is not found");
+  const stillLeased = await app.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, leased[1]![2]!));
+  t.equal(stillLeased[0]!.status, 'leased', 'and stays leased by its agent');
 });
