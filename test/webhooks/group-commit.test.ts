@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import t from 'tap';
-import { deliveryWriter, storeDeliveries, type NewDelivery } from '../../src/db/deliveries.js';
+import { ackDeliveries, deliveryWriter, storeDeliveries, type NewDelivery } from '../../src/db/deliveries.js';
 import { webhookDeliveries } from '../../src/db/schema.js';
 import { asAgent, bearer, build, createAgent, createOrg, createWebhook } from '../helper.js';
 import { githubHeaders } from '../support/signing.js';
@@ -143,4 +143,20 @@ t.test('concurrent acks share a commit yet each gets its own answer: done, 409 l
   t.equal(responses[6]!.statusCode, 404, "another agent's delivery is not found");
   const stillLeased = await app.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, leased[1]![2]!));
   t.equal(stillLeased[0]!.status, 'leased', 'and stays leased by its agent');
+});
+
+t.test('a failing ack batch is retried ack by ack, so only the bad one fails', async (t) => {
+  const app = await build(t);
+  const org = await createOrg(app);
+  const agent = await createAgent(app, org.adminKey);
+  const hook = await createWebhook(app, org.adminKey, { agent_id: agent.id });
+  const body = '{}';
+  await app.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(hook.secret, body), payload: body });
+  const leased = (await app.inject({ method: 'POST', url: '/api/v1/agent/deliveries/lease', headers: asAgent(agent.token), payload: {} })).json().data;
+  const results = await ackDeliveries(app.db, [
+    { organizationId: org.id, agentId: agent.id, id: leased[0].id },
+    { organizationId: org.id, agentId: agent.id, id: 'not-a-uuid' }, // fails the whole statement
+  ]);
+  t.same(results[0], { ok: true, value: 'done' });
+  t.equal(results[1]!.ok, false);
 });
