@@ -12,7 +12,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * submit nothing from them. What helmet sends with this policy, fixed once instead of rebuilt by
  * middleware on every request.
  */
-export const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'content-security-policy': "default-src 'none';frame-ancestors 'none';base-uri 'none';form-action 'none'",
   'cross-origin-opener-policy': 'same-origin',
   'cross-origin-resource-policy': 'same-origin',
