@@ -63,32 +63,44 @@ export async function storeDeliveries(db: DbOrTx, inputs: NewDelivery[], retryVa
     else conflicts.push(i);
   });
   if (conflicts.length > 0) {
-    const keys = JSON.stringify(conflicts.map((i) => ({ webhook_id: inputs[i]!.webhookId, delivery_key: inputs[i]!.deliveryKey })));
-    const existing = rowsOf<{ id: string; webhook_id: string; delivery_key: string }>(
-      await db.execute(sql`
-        select d.id, d.webhook_id, d.delivery_key
-          from json_to_recordset((${keys}::text)::json) as k(webhook_id uuid, delivery_key text)
-          join webhook_deliveries d on d.webhook_id = k.webhook_id and d.delivery_key = k.delivery_key`),
-    );
-    const byKey = new Map(existing.map((row) => [`${row.webhook_id}\n${row.delivery_key}`, row.id]));
-    const vanished: number[] = [];
-    for (const i of conflicts) {
-      const id = byKey.get(keyOf(inputs[i]!)!);
-      if (id) results.set(i, { ok: true, value: { id, duplicate: true } });
-      else vanished.push(i);
-    }
-    // The conflicting row was deleted in between (retention): store these again, once.
-    if (vanished.length > 0) {
-      const again = retryVanished
-        ? await storeDeliveries(db, vanished.map((i) => inputs[i]!), false)
-        : vanished.map(() => ({ ok: false as const, error: new Error('the conflicting delivery vanished twice') }));
-      vanished.forEach((i, n) => results.set(i, again[n]!));
+    // The inserted rows are committed whatever happens here: their answers stand.
+    try {
+      for (const [i, result] of await resolveConflicts(db, inputs, conflicts, retryVanished)) results.set(i, result);
+    } catch (error) {
+      for (const i of conflicts) results.set(i, { ok: false, error });
     }
   }
   return inputs.map((_input, i) => {
     const leader = results.get(follows[i]!)!;
     return i === follows[i] || !leader.ok ? leader : { ok: true, value: { id: leader.value.id, duplicate: true } };
   });
+}
+
+/** The original ids of deliveries whose key was already stored. */
+async function resolveConflicts(db: DbOrTx, inputs: NewDelivery[], conflicts: number[], retryVanished: boolean): Promise<Map<number, Settled<StoredDelivery>>> {
+  const results = new Map<number, Settled<StoredDelivery>>();
+  const keys = JSON.stringify(conflicts.map((i) => ({ webhook_id: inputs[i]!.webhookId, delivery_key: inputs[i]!.deliveryKey })));
+  const existing = rowsOf<{ id: string; webhook_id: string; delivery_key: string }>(
+    await db.execute(sql`
+      select d.id, d.webhook_id, d.delivery_key
+        from json_to_recordset((${keys}::text)::json) as k(webhook_id uuid, delivery_key text)
+        join webhook_deliveries d on d.webhook_id = k.webhook_id and d.delivery_key = k.delivery_key`),
+  );
+  const byKey = new Map(existing.map((row) => [`${row.webhook_id}\n${row.delivery_key}`, row.id]));
+  const vanished: number[] = [];
+  for (const i of conflicts) {
+    const id = byKey.get(keyOf(inputs[i]!)!);
+    if (id) results.set(i, { ok: true, value: { id, duplicate: true } });
+    else vanished.push(i);
+  }
+  // The conflicting row was deleted in between (retention): store these again, once.
+  if (vanished.length > 0) {
+    const again = retryVanished
+      ? await storeDeliveries(db, vanished.map((i) => inputs[i]!), false)
+      : vanished.map(() => ({ ok: false as const, error: new Error('the conflicting delivery vanished twice') }));
+    vanished.forEach((i, n) => results.set(i, again[n]!));
+  }
+  return results;
 }
 
 /**
