@@ -17,6 +17,8 @@ const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.
 const ADMIN_TOKEN = randomBytes(32).toString('base64url');
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
 const CPU_PROF = process.env.BENCH_CPU_PROF;
+// Extra node flags for the server, e.g. BENCH_NODE_ARGS='--trace-gc' with BENCH_SERVER_OUT=<file> for its stdout.
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const LEASE_AGENTS = 10;
 const LEASE_BATCH = 10;
 const LOADAVG = loadavg().map((n) => n.toFixed(2));
@@ -74,7 +76,7 @@ async function load(name, pid, options) {
 async function main() {
   await freshDatabase(DATABASE_URL);
   const baseline = start(['bench/baseline.mjs'], { PORT: '18181' });
-  const server = start([...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : []), 'dist/server.js'], {
+  const server = start([...NODE_ARGS, ...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : []), 'dist/server.js'], {
     DATABASE_URL,
     HOST: '127.0.0.1',
     PORT: '18182',
@@ -187,6 +189,7 @@ async function main() {
   baseline.child.kill('SIGTERM');
   server.child.kill('SIGTERM');
   await Promise.all([once(baseline.child, 'exit'), once(server.child, 'exit')]);
+  if (process.env.BENCH_SERVER_OUT) writeFileSync(process.env.BENCH_SERVER_OUT, server.output());
 
   if (ONLY) {
     process.stdout.write('\nBENCH_ONLY set: results not written\n');
