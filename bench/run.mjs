@@ -1,10 +1,13 @@
 // `npm run bench`: starts Switchboard (dist/) on real Postgres and a bare Fastify baseline, loads
 // both from this process with autocannon, and writes bench/results.json and bench/RESULTS.md.
-// It reports; it never fails a build.
+// It reports; it never fails a build. For profiling, BENCH_ONLY=healthz,auth10,… runs a subset
+// (no results written) and BENCH_CPU_PROF=<dir> starts the server with --cpu-prof; summarise the
+// profile with `node bench/profile-summary.mjs <dir>/*.cpuprofile`.
 import { spawn } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
+import { loadavg } from 'node:os';
 import autocannon from 'autocannon';
 import postgres from 'postgres';
 
@@ -12,6 +15,13 @@ const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/switchboard_bench';
 const ADMIN_TOKEN = randomBytes(32).toString('base64url');
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
+const CPU_PROF = process.env.BENCH_CPU_PROF;
+// Extra node flags for the server, e.g. BENCH_NODE_ARGS='--trace-gc' with BENCH_SERVER_OUT=<file> for its stdout.
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+const LEASE_AGENTS = 10;
+const LEASE_BATCH = 10;
+const LOADAVG = loadavg().map((n) => n.toFixed(2));
 
 async function freshDatabase(url) {
   const target = new URL(url);
@@ -66,7 +76,7 @@ async function load(name, pid, options) {
 async function main() {
   await freshDatabase(DATABASE_URL);
   const baseline = start(['bench/baseline.mjs'], { PORT: '18181' });
-  const server = start(['dist/server.js'], {
+  const server = start([...NODE_ARGS, ...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : []), 'dist/server.js'], {
     DATABASE_URL,
     HOST: '127.0.0.1',
     PORT: '18182',
@@ -95,60 +105,119 @@ async function main() {
   };
   const org = await api('POST', '/api/v1/organizations', ADMIN_TOKEN, { name: 'bench' });
   const adminKey = org.api_key.key;
+  const orgId = org.organization.id;
   const agents = [];
-  for (let i = 0; i < 10; i++) agents.push(await api('POST', '/api/v1/agents', adminKey, { name: `agent-${i}` }));
-  const hook = await api('POST', '/api/v1/webhooks', adminKey, { name: 'bench', agent_id: agents[0].agent.id });
+  for (let i = 0; i < LEASE_AGENTS; i++) agents.push(await api('POST', '/api/v1/agents', adminKey, { name: `agent-${i}` }));
+  // The ingest webhook is routed to no agent, so its deliveries stay out of the lease scenario.
+  const hook = await api('POST', '/api/v1/webhooks', adminKey, { name: 'bench' });
   const body1k = JSON.stringify({ action: 'opened', padding: 'x'.repeat(1000 - 32) });
   const body512k = JSON.stringify({ action: 'opened', padding: 'x'.repeat(512 * 1024 - 32) });
   const sign = (body) => `sha256=${createHmac('sha256', hook.secret).update(body).digest('hex')}`;
   const token = agents[0].token;
-
-  const rows = [];
-  rows.push(await load('baseline GET (bare Fastify)', baseline.child.pid, { url: 'http://127.0.0.1:18181/' }));
-  rows.push(await load('baseline POST 1 KB (bare Fastify)', baseline.child.pid, { url: 'http://127.0.0.1:18181/', method: 'POST', headers: { 'content-type': 'application/json' }, body: body1k }));
-  rows.push(await load('GET /healthz', pid, { url: `${base}/healthz` }));
-  rows.push(await load('POST /api/v1/agent/auth (10 agents)', pid, { url: `${base}/api/v1/agent/auth`, method: 'POST', headers: { 'x-agent-token': token } }));
-
+  const run = (key) => !ONLY || ONLY.has(key);
   const sql = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
-  const orgId = org.organization.id;
-  await sql`insert into agents (id, organization_id, name) select gen_random_uuid(), ${orgId}, 'bulk-' || g from generate_series(1, 99990) g`;
-  await sql`insert into agent_tokens (id, organization_id, agent_id, public_id, secret_hash)
-            select gen_random_uuid(), ${orgId}, a.id, substr(md5(a.id::text), 1, 16), md5(a.name) || md5(a.name) from agents a where a.name like 'bulk-%'`;
-  await sql`analyze agents`;
-  await sql`analyze agent_tokens`;
-  const [{ n: lookupAgents }] = await sql`select count(*)::int as n from agent_tokens`;
+
+  const rows = {};
+  if (run('baseline')) {
+    rows.get = await load('baseline GET (bare Fastify)', baseline.child.pid, { url: 'http://127.0.0.1:18181/' });
+    rows.post = await load('baseline POST 1 KB (bare Fastify)', baseline.child.pid, { url: 'http://127.0.0.1:18181/', method: 'POST', headers: { 'content-type': 'application/json' }, body: body1k });
+  }
+  if (run('healthz')) rows.healthz = await load('GET /healthz', pid, { url: `${base}/healthz` });
+  if (run('auth10')) rows.auth10 = await load(`POST /api/v1/agent/auth (${LEASE_AGENTS} agents)`, pid, { url: `${base}/api/v1/agent/auth`, method: 'POST', headers: { 'x-agent-token': token } });
+
+  let lookupAgents = 0;
+  if (run('auth100k')) {
+    await sql`insert into agents (id, organization_id, name) select gen_random_uuid(), ${orgId}, 'bulk-' || g from generate_series(1, 99990) g`;
+    await sql`insert into agent_tokens (id, organization_id, agent_id, public_id, secret_hash)
+              select gen_random_uuid(), ${orgId}, a.id, substr(md5(a.id::text), 1, 16), md5(a.name) || md5(a.name) from agents a where a.name like 'bulk-%'`;
+    await sql`analyze agents`;
+    await sql`analyze agent_tokens`;
+    [{ n: lookupAgents }] = await sql`select count(*)::int as n from agent_tokens`;
+    rows.auth100k = await load(`POST /api/v1/agent/auth (${lookupAgents} agents)`, pid, { url: `${base}/api/v1/agent/auth`, method: 'POST', headers: { 'x-agent-token': token } });
+  }
+  if (run('ingest1k')) {
+    rows.ingest1k = await load('webhook ingest 1 KB, signed, durable', pid, { url: `${base}/api/v1/hooks/${hook.webhook.id}`, method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': sign(body1k) }, body: body1k });
+  }
+  if (run('ingest512k')) {
+    rows.ingest512k = await load('webhook ingest 512 KB, signed, durable', pid, { url: `${base}/api/v1/hooks/${hook.webhook.id}`, method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': sign(body512k) }, body: body512k, connections: 10 });
+  }
+  if (run('lease')) {
+    // One webhook per agent, each pre-seeded with more 1 KB deliveries than a run can drain;
+    // every connection is one agent looping: lease up to LEASE_BATCH, ack each, lease again.
+    const perAgent = Math.max(20_000, DURATION_S * 4000);
+    for (const agent of agents) {
+      const routed = await api('POST', '/api/v1/webhooks', adminKey, { name: `lease-${agent.agent.id}`, agent_id: agent.agent.id });
+      await sql`insert into webhook_deliveries (id, organization_id, webhook_id, delivery_key, content_type, body, size, body_sha256, headers, source_ip)
+                select gen_random_uuid(), ${orgId}, ${routed.webhook.id}, 'seed-' || g, 'application/json', convert_to(${body1k}, 'UTF8'), ${Buffer.byteLength(body1k)},
+                       ${createHash('sha256').update(body1k).digest('hex')}, '{}'::jsonb, '127.0.0.1'
+                  from generate_series(1, ${perAgent}) g`;
+    }
+    await sql`analyze webhook_deliveries`;
+    let nextAgent = 0;
+    let acked = 0;
+    const tokenOf = (context) => (context.token ??= agents[nextAgent++ % agents.length].token);
+    const ackStep = (i) => ({
+      method: 'POST',
+      setupRequest: (request, context) => {
+        const id = context.ids?.[i];
+        if (!id) return null; // fewer leased than LEASE_BATCH: lease again
+        return { ...request, path: `/api/v1/agent/deliveries/${id}/ack`, headers: { 'x-agent-token': tokenOf(context) } };
+      },
+      onResponse: (status) => {
+        if (status === 200) acked += 1;
+      },
+    });
+    const leaseStep = {
+      method: 'POST',
+      path: '/api/v1/agent/deliveries/lease',
+      setupRequest: (request, context) => ({ ...request, headers: { 'x-agent-token': tokenOf(context), 'content-type': 'application/json' } }),
+      body: JSON.stringify({ limit: LEASE_BATCH, lease_seconds: 300 }),
+      onResponse: (status, body, context) => {
+        context.ids = status === 200 ? JSON.parse(body).data.map((d) => d.id) : [];
+      },
+    };
+    const row = await load(`lease + ack, ${LEASE_AGENTS} agents (deliveries/s)`, pid, {
+      url: base,
+      connections: LEASE_AGENTS,
+      requests: [leaseStep, ...Array.from({ length: LEASE_BATCH }, (_, i) => ackStep(i))],
+    });
+    rows.lease = { ...row, requests_rps: row.rps, rps: Math.round(acked / DURATION_S) };
+    process.stdout.write(`  → ${rows.lease.rps} deliveries leased and acked per second (${row.rps} requests/s)\n`);
+  }
   await sql.end();
-  rows.push(await load(`POST /api/v1/agent/auth (${lookupAgents} agents)`, pid, { url: `${base}/api/v1/agent/auth`, method: 'POST', headers: { 'x-agent-token': token } }));
-  rows.push(await load('webhook ingest 1 KB, signed, durable', pid, { url: `${base}/api/v1/hooks/${hook.webhook.id}`, method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': sign(body1k) }, body: body1k }));
-  rows.push(await load('webhook ingest 512 KB, signed, durable', pid, { url: `${base}/api/v1/hooks/${hook.webhook.id}`, method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': sign(body512k) }, body: body512k, connections: 10 }));
 
   baseline.child.kill('SIGTERM');
   server.child.kill('SIGTERM');
   await Promise.all([once(baseline.child, 'exit'), once(server.child, 'exit')]);
+  if (process.env.BENCH_SERVER_OUT) writeFileSync(process.env.BENCH_SERVER_OUT, server.output());
 
-  const get = rows[0].rps;
-  const post = rows[1].rps;
-  const auth10 = rows[3].rps;
-  const ratios = rows.map((row, i) => ({ ...row, ratio_to_baseline: +(row.rps / (i === 0 || i === 2 ? get : post)).toFixed(3) }));
+  if (ONLY) {
+    process.stdout.write('\nBENCH_ONLY set: results not written\n');
+    return;
+  }
+  const get = rows.get.rps;
+  const post = rows.post.rps;
+  const ratios = Object.entries(rows).map(([key, row]) => ({ key, ...row, ratio_to_baseline: +(row.rps / (key === 'get' || key === 'healthz' ? get : post)).toFixed(3) }));
   const results = {
     measured_at: new Date().toISOString(),
-    machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
+    machine: { cpus: (await import('node:os')).cpus().length, node: process.version, loadavg_at_start: LOADAVG },
     duration_s: DURATION_S,
     connections: CONNECTIONS,
     scenarios: ratios,
     lookup_agents: lookupAgents,
-    lookup_100k_vs_10: +(rows[4].rps / auth10).toFixed(3),
+    lookup_100k_vs_10: +(rows.auth100k.rps / rows.auth10.rps).toFixed(3),
   };
   writeFileSync('bench/results.json', `${JSON.stringify(results, null, 2)}\n`);
   const table = [
-    `Measured ${results.measured_at} on ${results.machine.cpus} cores, Node ${results.machine.node}; autocannon, ${CONNECTIONS} connections (10 for 512 KB), ${DURATION_S} s each, load generator on the same machine.`,
+    `Measured ${results.measured_at} on ${results.machine.cpus} cores, Node ${results.machine.node}, load average ${LOADAVG.join(' / ')} at start; autocannon, ${CONNECTIONS} connections (10 for 512 KB and lease + ack), ${DURATION_S} s each, load generator on the same machine.`,
     '',
     '| scenario | req/s | × baseline | p50 ms | p99 ms | peak RSS MB | non-2xx |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...ratios.map((r) => `| ${r.name} | ${r.rps} | ${r.ratio_to_baseline} | ${r.p50_ms} | ${r.p99_ms} | ${r.peak_rss_mb} | ${r.non_2xx} |`),
     '',
-    `Agent-token lookup at ${lookupAgents} agents vs 10: ${results.lookup_100k_vs_10}× the requests/s.`,
-    'GET rows are compared with the baseline GET, the others with the baseline 1 KB POST.',
+    `Agent-token lookup at ${lookupAgents} agents vs ${LEASE_AGENTS}: ${results.lookup_100k_vs_10}× the requests/s.`,
+    'GET rows are compared with the baseline GET, the others with the baseline 1 KB POST. The lease + ack row counts',
+    `deliveries leased and acked per second (${rows.lease.requests_rps} requests/s: one lease of up to ${LEASE_BATCH}, then one ack each).`,
     '',
   ].join('\n');
   writeFileSync('bench/RESULTS.md', `# Benchmark results\n\nReproduce: \`npm run bench\` (needs a Postgres server; \`BENCH_DATABASE_URL\`, default \`${'postgres://postgres@127.0.0.1:5432/switchboard_bench'}\`, is dropped and re-created).\n\n${table}`);

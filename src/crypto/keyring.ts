@@ -76,3 +76,22 @@ export function createKeyring(current: Buffer, old: Buffer[] = []): Keyring {
     },
   };
 }
+
+/**
+ * Remembers decryptions, keyed by the ciphertext and its associated data: a rotated secret has a
+ * new ciphertext (fresh IV), so it misses the cache at once, and a ciphertext copied to another
+ * row still fails because the associated data differs. Failures are never remembered.
+ */
+export function decryptCache(keyring: Keyring, maxEntries = 10_000): (ciphertext: string, associatedData: string) => string {
+  let entries = new Map<string, string>();
+  return (ciphertext, associatedData) => {
+    const key = `${associatedData}\n${ciphertext}`;
+    let plaintext = entries.get(key);
+    if (plaintext === undefined) {
+      plaintext = keyring.decrypt(ciphertext, associatedData);
+      if (entries.size >= maxEntries) entries = new Map();
+      entries.set(key, plaintext);
+    }
+    return plaintext;
+  };
+}

@@ -1,5 +1,6 @@
 // Agents and their tokens. Tokens are found by public id (one indexed query) and stored hashed.
 import { and, desc, eq, gt, isNotNull, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
+import { createBatcher, type Batcher } from './batching.js';
 import type { DbOrTx } from './client.js';
 import { afterCursor, toPage, type Page } from './pagination.js';
 import { agents, agentTokens, organizations } from './schema.js';
@@ -123,16 +124,29 @@ export interface AgentCredential {
   organization: { id: string; name: string };
 }
 
-/** The one indexed query behind every agent authentication. Not tenant-scoped: it finds the tenant. */
-export async function findAgentByTokenPublicId(db: DbOrTx, publicId: string): Promise<AgentCredential | null> {
-  const rows = await db
+/**
+ * The one indexed query behind every agent authentication (not tenant-scoped: it finds the
+ * tenant), for the hot path: concurrent authentications share one query
+ * (see batching.ts). Every lookup still reads the database after the request arrived, so a
+ * revoked or rotated token is refused at once, on every instance.
+ */
+export function agentCredentialLookup(db: DbOrTx, options = { maxBatch: 100, maxInFlight: 8 }): Batcher<string, AgentCredential | null> {
+  // Prepared once: the SQL is built a single time and the batch's ids travel as one array parameter.
+  const query = db
     .select({ token: agentTokens, agent: agents, organization: { id: organizations.id, name: organizations.name } })
     .from(agentTokens)
     .innerJoin(agents, eq(agents.id, agentTokens.agentId))
     .innerJoin(organizations, eq(organizations.id, agentTokens.organizationId))
-    .where(eq(agentTokens.publicId, publicId))
-    .limit(1);
-  return rows[0] ?? null;
+    .where(sql`${agentTokens.publicId} = any(${sql.placeholder('publicIds')}::text[])`)
+    .prepare('agent_credentials_by_public_ids');
+  return createBatcher<string, AgentCredential | null>({
+    ...options,
+    async run(publicIds) {
+      const found = await query.execute({ publicIds: [...new Set(publicIds)] });
+      const byId = new Map(found.map((credential) => [credential.token.publicId, credential]));
+      return publicIds.map((publicId) => ({ ok: true, value: byId.get(publicId) ?? null }));
+    },
+  });
 }
 
 /** Records that the agent was seen; optional heartbeat fields are written when given. */

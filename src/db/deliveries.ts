@@ -1,8 +1,10 @@
 // Webhook deliveries: stored once per sender delivery id, leased to agents exclusively, acked,
 // retried, dead-lettered and pruned.
 import { and, desc, eq, inArray, sql } from 'drizzle-orm';
+import { createBatcher, type Batcher, type Settled } from './batching.js';
 import type { DbOrTx } from './client.js';
 import { rowsOf } from './client.js';
+import { uuidv7 } from './ids.js';
 import { afterCursor, toPage, type Page } from './pagination.js';
 import { webhookDeliveries, webhooks } from './schema.js';
 
@@ -20,20 +22,147 @@ export interface NewDelivery {
   sourceIp: string;
 }
 
-/** Stores a delivery; a known delivery key for the same webhook stores nothing and returns the original id. */
-export async function storeDelivery(db: DbOrTx, input: NewDelivery): Promise<{ id: string; duplicate: boolean }> {
-  const inserted = await db
-    .insert(webhookDeliveries)
-    .values({ ...input, size: input.body.length })
-    .onConflictDoNothing({ target: [webhookDeliveries.webhookId, webhookDeliveries.deliveryKey], where: sql`delivery_key is not null` })
-    .returning({ id: webhookDeliveries.id });
-  if (inserted[0]) return { id: inserted[0].id, duplicate: false };
-  const existing = await db
-    .select({ id: webhookDeliveries.id })
-    .from(webhookDeliveries)
-    .where(and(eq(webhookDeliveries.webhookId, input.webhookId), eq(webhookDeliveries.deliveryKey, input.deliveryKey!)))
-    .limit(1);
-  return { id: existing[0]!.id, duplicate: true };
+export interface StoredDelivery {
+  id: string;
+  duplicate: boolean;
+}
+
+const keyOf = (input: NewDelivery) => (input.deliveryKey === null ? null : `${input.webhookId}\n${input.deliveryKey}`);
+
+/**
+ * Stores several deliveries with one multi-row INSERT … ON CONFLICT DO NOTHING: one statement, so
+ * one transaction and one commit for all of them. Each input gets its own answer: a repeated
+ * delivery key (in the database or earlier in the same batch) answers duplicate with the original
+ * id. If the batch fails as a whole, every delivery is retried on its own, so one bad row only
+ * fails itself.
+ */
+export async function storeDeliveries(db: DbOrTx, inputs: NewDelivery[], retryVanished = true): Promise<Settled<StoredDelivery>[]> {
+  // Within the batch the first of each delivery key is stored; the others repeat it.
+  const leaderOf = new Map<string, number>();
+  const leaders: number[] = [];
+  const follows = inputs.map((input, i) => {
+    const key = keyOf(input);
+    const first = key === null ? undefined : leaderOf.get(key);
+    if (first !== undefined) return first;
+    if (key !== null) leaderOf.set(key, i);
+    leaders.push(i);
+    return i;
+  });
+  const ids = leaders.map(() => uuidv7());
+  let inserted: Set<string>;
+  try {
+    inserted = new Set(await insertDeliveries(db, leaders.map((i, n) => ({ id: ids[n]!, input: inputs[i]! }))));
+  } catch (error) {
+    if (inputs.length === 1) return [{ ok: false, error }];
+    return Promise.all(inputs.map(async (input) => (await storeDeliveries(db, [input]))[0]!));
+  }
+  const results = new Map<number, Settled<StoredDelivery>>();
+  const conflicts: number[] = [];
+  leaders.forEach((i, n) => {
+    if (inserted.has(ids[n]!)) results.set(i, { ok: true, value: { id: ids[n]!, duplicate: false } });
+    else conflicts.push(i);
+  });
+  if (conflicts.length > 0) {
+    // The inserted rows are committed whatever happens here: their answers stand.
+    try {
+      for (const [i, result] of await resolveConflicts(db, inputs, conflicts, retryVanished)) results.set(i, result);
+    } catch (error) {
+      for (const i of conflicts) results.set(i, { ok: false, error });
+    }
+  }
+  return inputs.map((_input, i) => {
+    const leader = results.get(follows[i]!)!;
+    return i === follows[i] || !leader.ok ? leader : { ok: true, value: { id: leader.value.id, duplicate: true } };
+  });
+}
+
+/** The original ids of deliveries whose key was already stored. */
+async function resolveConflicts(db: DbOrTx, inputs: NewDelivery[], conflicts: number[], retryVanished: boolean): Promise<Map<number, Settled<StoredDelivery>>> {
+  const results = new Map<number, Settled<StoredDelivery>>();
+  const keys = JSON.stringify(conflicts.map((i) => ({ webhook_id: inputs[i]!.webhookId, delivery_key: inputs[i]!.deliveryKey })));
+  const existing = rowsOf<{ id: string; webhook_id: string; delivery_key: string }>(
+    await db.execute(sql`
+      select d.id, d.webhook_id, d.delivery_key
+        from json_to_recordset((${keys}::text)::json) as k(webhook_id uuid, delivery_key text)
+        join webhook_deliveries d on d.webhook_id = k.webhook_id and d.delivery_key = k.delivery_key`),
+  );
+  const byKey = new Map(existing.map((row) => [`${row.webhook_id}\n${row.delivery_key}`, row.id]));
+  const vanished: number[] = [];
+  for (const i of conflicts) {
+    const id = byKey.get(keyOf(inputs[i]!)!);
+    if (id) results.set(i, { ok: true, value: { id, duplicate: true } });
+    else vanished.push(i);
+  }
+  // The conflicting row was deleted in between (retention): store these again, once.
+  if (vanished.length > 0) {
+    const again = retryVanished
+      ? await storeDeliveries(db, vanished.map((i) => inputs[i]!), false)
+      : vanished.map(() => ({ ok: false as const, error: new Error('the conflicting delivery vanished twice') }));
+    vanished.forEach((i, n) => results.set(i, again[n]!));
+  }
+  return results;
+}
+
+/**
+ * One INSERT for many rows. The small columns travel as one JSON parameter that
+ * json_to_recordset unpacks (no per-row query building in JavaScript); the bodies travel as
+ * parameters of their own, matched by position. Answers the ids actually inserted.
+ */
+async function insertDeliveries(db: DbOrTx, rows: { id: string; input: NewDelivery }[]): Promise<string[]> {
+  const json = JSON.stringify(
+    rows.map(({ id, input }, n) => ({
+      n: n + 1,
+      id,
+      organization_id: input.organizationId,
+      webhook_id: input.webhookId,
+      delivery_key: input.deliveryKey,
+      content_type: input.contentType,
+      size: input.body.length,
+      body_sha256: input.bodySha256,
+      headers: input.headers,
+      source_ip: input.sourceIp,
+    })),
+  );
+  const bodies = sql.join(
+    // Base64 text, decoded by Postgres: the driver would otherwise copy each body and send it as
+    // hex, twice its size — that, not the work, was most of the memory of large deliveries.
+    rows.map(({ input }) => sql`decode(${input.body.toString('base64')}::text, 'base64')`),
+    sql`, `,
+  );
+  const result = await db.execute(sql`
+    insert into webhook_deliveries (id, organization_id, webhook_id, delivery_key, content_type, body, size, body_sha256, headers, source_ip)
+    select r.id, r.organization_id, r.webhook_id, r.delivery_key, r.content_type, b.body, r.size, r.body_sha256, r.headers, r.source_ip
+      from json_to_recordset((${json}::text)::json)
+        as r(n integer, id uuid, organization_id uuid, webhook_id uuid, delivery_key text, content_type text, size integer, body_sha256 text, headers jsonb, source_ip text)
+      join unnest(array[${bodies}]) with ordinality as b(body, n) on b.n = r.n
+     order by r.n
+    on conflict (webhook_id, delivery_key) where delivery_key is not null do nothing
+    returning id`);
+  return rowsOf<{ id: string }>(result).map((row) => row.id);
+}
+
+export interface DeliveryWriterOptions {
+  /** Most deliveries in one INSERT. */
+  maxBatch: number;
+  /** A batch stops growing past this many body bytes (the driver copies bodies into one message). */
+  maxBatchBytes: number;
+  /** INSERTs running at once; deliveries arriving meanwhile wait and go out as the next batch. */
+  maxInFlight: number;
+}
+
+/**
+ * Group commit for webhook ingest: deliveries received while earlier ones are being written are
+ * stored together by storeDeliveries, so many requests share one commit. Each caller is answered
+ * only once its own row is committed (or found to be a duplicate).
+ */
+export function deliveryWriter(db: DbOrTx, options: DeliveryWriterOptions): Batcher<NewDelivery, StoredDelivery> {
+  return createBatcher<NewDelivery, StoredDelivery>({
+    maxBatch: options.maxBatch,
+    maxInFlight: options.maxInFlight,
+    maxWeight: options.maxBatchBytes,
+    weight: (input) => input.body.length,
+    run: (inputs) => storeDeliveries(db, inputs),
+  });
 }
 
 export async function listDeliveries(db: DbOrTx, organizationId: string, webhookId: string, filter: { status?: DeliveryStatus | undefined }, page: Page) {
@@ -161,7 +290,11 @@ export async function finishDelivery(
   if (status === 'done') return 'done';
   if (status === 'pending') return 'retry';
   if (status === 'dead') return 'dead';
-  // Not held: tell "not yours / gone" (404) from "yours but no longer leased" (409).
+  return notHeldOutcome(db, organizationId, agentId, id);
+}
+
+/** Not held: tell "not yours / gone" (404) from "yours but no longer leased" (409). */
+async function notHeldOutcome(db: DbOrTx, organizationId: string, agentId: string, id: string): Promise<FinishOutcome> {
   const visible = await db
     .select({ id: webhookDeliveries.id })
     .from(webhookDeliveries)
@@ -169,6 +302,53 @@ export async function finishDelivery(
     .where(and(eq(webhookDeliveries.organizationId, organizationId), eq(webhookDeliveries.id, id), eq(webhooks.agentId, agentId)))
     .limit(1);
   return visible.length > 0 ? 'not_leased' : 'not_found';
+}
+
+export interface Ack {
+  organizationId: string;
+  agentId: string;
+  id: string;
+}
+
+/**
+ * Acks several deliveries with one UPDATE (one commit), each only if its agent holds a live lease
+ * on it — the same condition as finishDelivery. Those not acked get finishDelivery's diagnosis.
+ */
+export async function ackDeliveries(db: DbOrTx, acks: Ack[]): Promise<Settled<FinishOutcome>[]> {
+  const json = JSON.stringify(acks.map((ack) => ({ id: ack.id, organization_id: ack.organizationId, agent_id: ack.agentId })));
+  let done: Set<string>;
+  try {
+    const result = await db.execute(sql`
+      update webhook_deliveries d
+         set status = 'done', completed_at = now(), lease_expires_at = null
+        from (select distinct * from json_to_recordset((${json}::text)::json) as k(id uuid, organization_id uuid, agent_id uuid)) k
+       where d.id = k.id and d.organization_id = k.organization_id and d.leased_by_agent_id = k.agent_id
+         and d.status = 'leased' and d.lease_expires_at > now()
+      returning d.id`);
+    done = new Set(rowsOf<{ id: string }>(result).map((row) => row.id));
+  } catch (error) {
+    if (acks.length === 1) return [{ ok: false, error }];
+    return Promise.all(acks.map(async (ack) => (await ackDeliveries(db, [ack]))[0]!));
+  }
+  // A delivery acked twice in one batch: the first ack did it, a later one finds it finished.
+  const answered = new Set<string>();
+  return Promise.all(
+    acks.map(async (ack): Promise<Settled<FinishOutcome>> => {
+      const first = !answered.has(ack.id);
+      answered.add(ack.id);
+      if (first && done.has(ack.id)) return { ok: true, value: 'done' };
+      try {
+        return { ok: true, value: await notHeldOutcome(db, ack.organizationId, ack.agentId, ack.id) };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    }),
+  );
+}
+
+/** Group commit for acks: acks arriving together are written by one ackDeliveries. */
+export function ackWriter(db: DbOrTx, options = { maxBatch: 100, maxInFlight: 2 }): Batcher<Ack, FinishOutcome> {
+  return createBatcher<Ack, FinishOutcome>({ ...options, run: (acks) => ackDeliveries(db, acks) });
 }
 
 /** Deletes deliveries older than the retention period in bounded batches; safe on every instance at once. */

@@ -1,6 +1,7 @@
 // Webhook endpoints. Secrets are stored encrypted by the caller (the keyring lives above the
 // data layer); this module only moves ciphertext.
 import { and, desc, eq, sql } from 'drizzle-orm';
+import { createBatcher, type Batcher } from './batching.js';
 import type { DbOrTx } from './client.js';
 import { afterCursor, toPage, type Page } from './pagination.js';
 import { agents, webhooks } from './schema.js';
@@ -35,10 +36,26 @@ export async function getWebhook(db: DbOrTx, organizationId: string, id: string)
   return rows[0] ?? null;
 }
 
-/** The ingest path knows only the webhook id from the URL; it finds the tenant. */
-export async function findWebhookForIngest(db: DbOrTx, id: string): Promise<Webhook | null> {
-  const rows = await db.select().from(webhooks).where(eq(webhooks.id, id)).limit(1);
-  return rows[0] ?? null;
+/**
+ * The ingest path knows only the webhook id from the URL; it finds the tenant. Concurrent ingests
+ * share one query (see batching.ts), and the row is read for every request, so a disable, delete
+ * or secret rotation is seen at once, by every instance.
+ */
+export function webhookIngestLookup(db: DbOrTx, options = { maxBatch: 100, maxInFlight: 4 }): Batcher<string, Webhook | null> {
+  // Prepared once: the SQL is built a single time and the batch's ids travel as one array parameter.
+  const query = db
+    .select()
+    .from(webhooks)
+    .where(sql`${webhooks.id} = any(${sql.placeholder('ids')}::uuid[])`)
+    .prepare('webhooks_for_ingest');
+  return createBatcher<string, Webhook | null>({
+    ...options,
+    async run(ids) {
+      const rows = await query.execute({ ids: [...new Set(ids)] });
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      return ids.map((id) => ({ ok: true, value: byId.get(id) ?? null }));
+    },
+  });
 }
 
 export async function listWebhooks(db: DbOrTx, organizationId: string, page: Page) {

@@ -5,7 +5,7 @@ import fp from 'fastify-plugin';
 import type { FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import { parseToken, tokenHint, verifySecret } from '../crypto/tokens.js';
-import { AGENT_TOKEN_PREFIX, findAgentByTokenPublicId, markAgentSeen, type AgentCredential } from '../db/agents.js';
+import { AGENT_TOKEN_PREFIX, agentCredentialLookup, markAgentSeen, type AgentCredential } from '../db/agents.js';
 import { AppError } from '../errors.js';
 import { bearerToken, recordRouteAuth, type Principal } from './auth.js';
 
@@ -52,6 +52,7 @@ export default fp<{ config: Config }>(
     // status (a few writes per AGENT_OFFLINE_AFTER_S), never on every call.
     const seenIntervalMs = Math.min(15_000, (config.agentOfflineAfterS * 1000) / 4);
     const lastSeenWrite = new Map<string, number>();
+    const credentials = agentCredentialLookup(app.db);
 
     app.decorateRequest('agentAuthCounted', false);
 
@@ -63,7 +64,7 @@ export default fp<{ config: Config }>(
     app.decorate('authenticateAgent', async (request: FastifyRequest) => {
       const presented = presentedToken(request);
       const parsed = presented === null ? null : parseToken(AGENT_TOKEN_PREFIX, presented);
-      const found = parsed ? await findAgentByTokenPublicId(app.db, parsed.publicId) : null;
+      const found = parsed ? await credentials.call(parsed.publicId) : null;
       const reason = rejectionReason(presented, parsed, found);
       if (reason !== null || !found) {
         app.auditFailures.add({

@@ -43,6 +43,7 @@ export default fp<{ config: Config }>(
   async (app, { config }) => {
     await app.register(helmet, {
       // Responses are JSON, never documents: forbid everything a browser could load or frame.
+      // (/docs sets its own policy for its scripts and styles.)
       contentSecurityPolicy: {
         useDefaults: false,
         directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"] },
@@ -60,16 +61,20 @@ export default fp<{ config: Config }>(
         maxAge: 600,
       });
     }
-    app.addHook('preValidation', async (request) => {
+    app.addHook('preValidation', (request, _reply, done) => {
       for (const [location, value] of [['body', request.body], ['querystring', request.query], ['params', request.params]] as const) {
         const path = unstorableText(value);
         if (path !== null) {
-          throw new AppError('validation_failed', {
-            detail: 'The request is invalid; see errors',
-            extensions: { errors: [{ location, path, message: 'must not contain NUL characters or unpaired UTF-16 surrogates' }] },
-          });
+          done(
+            new AppError('validation_failed', {
+              detail: 'The request is invalid; see errors',
+              extensions: { errors: [{ location, path, message: 'must not contain NUL characters or unpaired UTF-16 surrogates' }] },
+            }),
+          );
+          return;
         }
       }
+      done();
     });
     // Once the server is closing, responses end their keep-alive connection, so requests that
     // were in flight do not hold the process open until the keep-alive timeout.
@@ -77,10 +82,11 @@ export default fp<{ config: Config }>(
     app.addHook('preClose', async () => {
       closing = true;
     });
-    app.addHook('onSend', async (request, reply) => {
+    app.addHook('onSend', (request, reply, payload, done) => {
       reply.header('x-request-id', request.id);
       if (closing) reply.header('connection', 'close');
       if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+      done(null, payload);
     });
   },
   { name: 'http' },

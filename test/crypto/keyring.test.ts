@@ -1,5 +1,5 @@
 import t from 'tap';
-import { createKeyring, generateKey, keyId, parseKey } from '../../src/crypto/keyring.js';
+import { createKeyring, decryptCache, generateKey, keyId, parseKey } from '../../src/crypto/keyring.js';
 import { loadConfig } from '../../src/config.js';
 
 const A = parseKey(generateKey());
@@ -32,4 +32,19 @@ t.test('keys must be 32 bytes of base64; production requires one', async (t) => 
   t.throws(() => loadConfig({ NODE_ENV: 'production' }), { message: /TOKEN_ENCRYPTION_KEY: is required/ });
   t.ok(loadConfig({}), 'development may generate one into DATA_DIR');
   t.ok(loadConfig({ DATABASE_URL: 'postgres://x/y' }), 'with Postgres too (the keyring canary catches instances with different keys)');
+});
+
+t.test('the decrypt cache answers like the keyring, per row, and never remembers a failure', async (t) => {
+  const ring = createKeyring(A);
+  const decrypt = decryptCache(ring, 2);
+  const first = ring.encrypt('whsec_one', 'row:1');
+  t.equal(decrypt(first, 'row:1'), 'whsec_one');
+  t.equal(decrypt(first, 'row:1'), 'whsec_one', 'again, from the cache');
+  t.throws(() => decrypt(first, 'row:2'), { name: 'KeyringError' }, 'the same ciphertext on another row still fails');
+  t.throws(() => decrypt(first, 'row:2'), { name: 'KeyringError' }, 'and fails again');
+  const rotated = ring.encrypt('whsec_two', 'row:1');
+  t.equal(decrypt(rotated, 'row:1'), 'whsec_two', 'a new ciphertext is decrypted afresh');
+  const third = ring.encrypt('whsec_three', 'row:3');
+  t.equal(decrypt(third, 'row:3'), 'whsec_three', 'past maxEntries the cache starts over');
+  t.equal(decrypt(first, 'row:1'), 'whsec_one');
 });

@@ -2,7 +2,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { finishDelivery, leaseDeliveries, type Delivery } from '../../db/deliveries.js';
+import { ackWriter, finishDelivery, leaseDeliveries, type Delivery } from '../../db/deliveries.js';
 import { AppError } from '../../errors.js';
 import { agentOf } from '../../plugins/agent-auth.js';
 import { authenticateAll } from '../../plugins/auth.js';
@@ -38,6 +38,8 @@ const agentDeliveries: FastifyPluginAsync = async (instance) => {
   const app = instance.withTypeProvider<ZodTypeProvider>();
   authenticateAll(instance, 'agentToken');
   const maxAttempts = app.config.webhookMaxAttempts;
+  // Concurrent acks (from any agents) share one UPDATE and one commit.
+  const acks = ackWriter(app.db);
 
   const finished = (id: string, outcome: Awaited<ReturnType<typeof finishDelivery>>) => {
     if (outcome === 'not_found') throw new AppError('not_found', { detail: 'No such delivery for this agent' });
@@ -69,7 +71,7 @@ const agentDeliveries: FastifyPluginAsync = async (instance) => {
     },
     async (request) => {
       const agent = agentOf(request);
-      return finished(request.params.id, await finishDelivery(app.db, agent.organizationId, agent.agentId, request.params.id, { ack: true }));
+      return finished(request.params.id, await acks.call({ organizationId: agent.organizationId, agentId: agent.agentId, id: request.params.id }));
     },
   );
 

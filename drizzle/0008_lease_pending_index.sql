@@ -1,0 +1,1 @@
+CREATE INDEX "webhook_deliveries_organization_id_id_pending_idx" ON "webhook_deliveries" USING btree ("organization_id","id") WHERE "webhook_deliveries"."status" = 'pending';

@@ -1,0 +1,162 @@
+// Group commit and the lean ingest path: concurrent deliveries share one INSERT, yet every
+// request gets its own answer, and nothing a second instance changes is missed.
+import { randomUUID } from 'node:crypto';
+import { eq } from 'drizzle-orm';
+import t from 'tap';
+import { ackDeliveries, deliveryWriter, storeDeliveries, type NewDelivery } from '../../src/db/deliveries.js';
+import { webhookDeliveries } from '../../src/db/schema.js';
+import { asAgent, bearer, build, createAgent, createOrg, createWebhook } from '../helper.js';
+import { githubHeaders } from '../support/signing.js';
+
+function delivery(organizationId: string, webhookId: string, deliveryKey: string | null, text = '{}'): NewDelivery {
+  const body = Buffer.from(text);
+  return { organizationId, webhookId, deliveryKey, contentType: 'application/json', body, bodySha256: 'x'.repeat(64), headers: {}, sourceIp: '127.0.0.1' };
+}
+
+t.test('concurrent ingests of one delivery key store one row: one 202 new, the rest 200 duplicate with its id', async (t) => {
+  const app = await build(t);
+  const org = await createOrg(app);
+  const hook = await createWebhook(app, org.adminKey);
+  const body = JSON.stringify({ storm: true });
+  const headers = await githubHeaders(hook.secret, body, { 'x-github-delivery': randomUUID() });
+  const responses = await Promise.all(Array.from({ length: 12 }, () => app.inject({ method: 'POST', url: hook.url, headers, payload: body })));
+  const fresh = responses.filter((res) => res.statusCode === 202);
+  t.equal(fresh.length, 1, 'exactly one is new');
+  t.equal(fresh[0]!.json().duplicate, false);
+  const id = fresh[0]!.json().delivery_id;
+  for (const res of responses.filter((r) => r !== fresh[0])) {
+    t.equal(res.statusCode, 200);
+    t.same(res.json(), { delivery_id: id, duplicate: true });
+  }
+  const rows = await app.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.webhookId, hook.id));
+  t.equal(rows.length, 1, 'one row');
+  t.equal(rows[0]!.body.toString('utf8'), body, 'byte-exact');
+});
+
+t.test('concurrent ingests with distinct keys all get their own committed row', async (t) => {
+  const app = await build(t);
+  const org = await createOrg(app);
+  const hook = await createWebhook(app, org.adminKey);
+  const sent = await Promise.all(
+    Array.from({ length: 20 }, async (_, i) => {
+      const body = JSON.stringify({ i });
+      const res = await app.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(hook.secret, body, { 'x-github-delivery': randomUUID() }), payload: body });
+      return { body, res };
+    }),
+  );
+  for (const { body, res } of sent) {
+    t.equal(res.statusCode, 202);
+    const got = await app.inject({ method: 'GET', url: `/api/v1/webhooks/${hook.id}/deliveries/${res.json().delivery_id}`, headers: bearer(org.adminKey) });
+    t.equal(got.json().body_text, body, 'each answer points at its own row');
+  }
+});
+
+t.test('a secret rotation, disable or delete on another instance is seen at once', async (t) => {
+  const a = await build(t);
+  const b = await build(t, { database: a.database });
+  const org = await createOrg(b);
+  const hook = await createWebhook(b, org.adminKey);
+  const body = '{"n":1}';
+  t.equal((await a.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(hook.secret, body), payload: body })).statusCode, 202, 'A knows the secret');
+
+  const rotated = await b.inject({ method: 'POST', url: `/api/v1/webhooks/${hook.id}/secret`, headers: bearer(org.adminKey), payload: { overlap_seconds: 0 } });
+  const fresh = rotated.json().secret as string;
+  const old = await a.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(hook.secret, body), payload: body });
+  t.equal(old.statusCode, 403, 'the old secret stops on A at once');
+  t.equal(old.json().code, 'signature_invalid');
+  t.equal((await a.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(fresh, body), payload: body })).statusCode, 202, 'the new one works on A');
+
+  await b.inject({ method: 'PATCH', url: `/api/v1/webhooks/${hook.id}`, headers: bearer(org.adminKey), payload: { enabled: false } });
+  t.equal((await a.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(fresh, body), payload: body })).statusCode, 410, 'disabled');
+  await b.inject({ method: 'DELETE', url: `/api/v1/webhooks/${hook.id}`, headers: bearer(org.adminKey) });
+  t.equal((await a.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(fresh, body), payload: body })).statusCode, 404, 'deleted');
+});
+
+t.test('a failing row in a batch fails alone; its neighbours are stored', async (t) => {
+  const app = await build(t);
+  const org = await createOrg(app);
+  const hook = await createWebhook(app, org.adminKey);
+  const missingWebhook = randomUUID(); // violates the foreign key
+  const writer = deliveryWriter(app.db, { maxBatch: 10, maxBatchBytes: 1_048_576, maxInFlight: 1 });
+  const settled = await Promise.allSettled([
+    writer.call(delivery(org.id, hook.id, null, '{"a":1}')),
+    writer.call(delivery(org.id, missingWebhook, null)),
+    writer.call(delivery(org.id, hook.id, 'k-1', '{"b":2}')),
+  ]);
+  t.same(writer.stats, { batches: 1, items: 3, largest: 3 }, 'the three went out as one batch');
+  t.equal(settled[0]!.status, 'fulfilled');
+  t.equal(settled[1]!.status, 'rejected', 'the bad row is refused');
+  t.equal(settled[2]!.status, 'fulfilled');
+  const rows = await app.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.webhookId, hook.id));
+  t.same(rows.map((row) => row.body.toString()).sort(), ['{"a":1}', '{"b":2}']);
+});
+
+t.test('duplicates inside one batch and across batches answer the original id', async (t) => {
+  const app = await build(t);
+  const org = await createOrg(app);
+  const hook = await createWebhook(app, org.adminKey);
+  const first = await storeDeliveries(app.db, [
+    delivery(org.id, hook.id, 'same'),
+    delivery(org.id, hook.id, 'same'),
+    delivery(org.id, hook.id, null),
+    delivery(org.id, hook.id, null),
+  ]);
+  const values = first.map((result) => (result.ok ? result.value : null));
+  t.equal(values[0]!.duplicate, false);
+  t.same(values[1], { id: values[0]!.id, duplicate: true });
+  t.equal(values[2]!.duplicate, false, 'deliveries without a key are never duplicates');
+  t.not(values[2]!.id, values[3]!.id);
+  const again = await storeDeliveries(app.db, [delivery(org.id, hook.id, 'same'), delivery(org.id, hook.id, 'other')]);
+  t.same(again[0], { ok: true, value: { id: values[0]!.id, duplicate: true } }, 'a later batch finds the stored row');
+  t.equal(again[1]!.ok && again[1]!.value.duplicate, false);
+  const rows = await app.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.webhookId, hook.id));
+  t.equal(rows.length, 4);
+});
+
+t.test('concurrent acks share a commit yet each gets its own answer: done, 409 lease_not_held or 404', async (t) => {
+  const app = await build(t);
+  const org = await createOrg(app);
+  const agents = [await createAgent(app, org.adminKey), await createAgent(app, org.adminKey)];
+  const leased: string[][] = [];
+  for (const agent of agents) {
+    const hook = await createWebhook(app, org.adminKey, { agent_id: agent.id });
+    for (let i = 0; i < 3; i++) {
+      const body = JSON.stringify({ i });
+      await app.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(hook.secret, body), payload: body });
+    }
+    const res = await app.inject({ method: 'POST', url: '/api/v1/agent/deliveries/lease', headers: asAgent(agent.token), payload: {} });
+    leased.push(res.json().data.map((d: { id: string }) => d.id));
+  }
+  const ack = (token: string, id: string) => app.inject({ method: 'POST', url: `/api/v1/agent/deliveries/${id}/ack`, headers: asAgent(token) });
+  const a = agents[0]!;
+  const b = agents[1]!;
+  const responses = await Promise.all([
+    ...leased[0]!.map((id) => ack(a.token, id)),
+    ack(a.token, leased[0]![0]!), // the same delivery twice
+    ...leased[1]!.slice(0, 2).map((id) => ack(b.token, id)),
+    ack(a.token, leased[1]![2]!), // another agent's delivery
+  ]);
+  t.same(responses.slice(0, 3).map((r) => r.json()), leased[0]!.map((id) => ({ id, status: 'done' })));
+  t.equal(responses[3]!.statusCode, 409, 'the second ack of one delivery');
+  t.equal(responses[3]!.json().code, 'lease_not_held');
+  t.same(responses.slice(4, 6).map((r) => r.json().status), ['done', 'done']);
+  t.equal(responses[6]!.statusCode, 404, "another agent's delivery is not found");
+  const stillLeased = await app.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, leased[1]![2]!));
+  t.equal(stillLeased[0]!.status, 'leased', 'and stays leased by its agent');
+});
+
+t.test('a failing ack batch is retried ack by ack, so only the bad one fails', async (t) => {
+  const app = await build(t);
+  const org = await createOrg(app);
+  const agent = await createAgent(app, org.adminKey);
+  const hook = await createWebhook(app, org.adminKey, { agent_id: agent.id });
+  const body = '{}';
+  await app.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(hook.secret, body), payload: body });
+  const leased = (await app.inject({ method: 'POST', url: '/api/v1/agent/deliveries/lease', headers: asAgent(agent.token), payload: {} })).json().data;
+  const results = await ackDeliveries(app.db, [
+    { organizationId: org.id, agentId: agent.id, id: leased[0].id },
+    { organizationId: org.id, agentId: agent.id, id: 'not-a-uuid' }, // fails the whole statement
+  ]);
+  t.same(results[0], { ok: true, value: 'done' });
+  t.equal(results[1]!.ok, false);
+});
