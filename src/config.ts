@@ -33,7 +33,8 @@ function isIpOrCidr(entry: string): boolean {
   if (family === 0) return false;
   if (prefix === undefined) return true;
   const bits = Number(prefix);
-  return /^\d{1,3}$/.test(prefix) && bits >= 0 && bits <= (family === 4 ? 32 : 128);
+  // A /0 range trusts every address: the same as `true`, so refused like it.
+  return /^\d{1,3}$/.test(prefix) && bits >= 1 && bits <= (family === 4 ? 32 : 128);
 }
 
 const trustProxy = z
@@ -45,7 +46,7 @@ const trustProxy = z
       if (!isIpOrCidr(entry)) {
         ctx.addIssue({
           code: 'custom',
-          message: `"${entry}" is not an IP address or CIDR range (true and * are refused so client IPs cannot be forged)`,
+          message: `"${entry}" is not an IP address or CIDR range (true, * and /0 ranges are refused so client IPs cannot be forged)`,
         });
       }
     }

@@ -4,6 +4,7 @@ import { and, desc, eq, inArray, sql } from 'drizzle-orm';
 import { createBatcher, type Batcher, type Settled } from './batching.js';
 import type { DbOrTx } from './client.js';
 import { rowsOf } from './client.js';
+import { isDatabaseUnavailable } from './errors.js';
 import { uuidv7 } from './ids.js';
 import { afterCursor, toPage, type Page } from './pagination.js';
 import { webhookDeliveries, webhooks } from './schema.js';
@@ -53,7 +54,8 @@ export async function storeDeliveries(db: DbOrTx, inputs: NewDelivery[], retryVa
   try {
     inserted = new Set(await insertDeliveries(db, leaders.map((i, n) => ({ id: ids[n]!, input: inputs[i]! }))));
   } catch (error) {
-    if (inputs.length === 1) return [{ ok: false, error }];
+    // Row by row only when a row's data was refused; an outage fails the batch as a whole (503 each).
+    if (inputs.length === 1 || isDatabaseUnavailable(error)) return inputs.map(() => ({ ok: false, error }));
     return Promise.all(inputs.map(async (input) => (await storeDeliveries(db, [input]))[0]!));
   }
   const results = new Map<number, Settled<StoredDelivery>>();
@@ -79,12 +81,14 @@ export async function storeDeliveries(db: DbOrTx, inputs: NewDelivery[], retryVa
 /** The original ids of deliveries whose key was already stored. */
 async function resolveConflicts(db: DbOrTx, inputs: NewDelivery[], conflicts: number[], retryVanished: boolean): Promise<Map<number, Settled<StoredDelivery>>> {
   const results = new Map<number, Settled<StoredDelivery>>();
-  const keys = JSON.stringify(conflicts.map((i) => ({ webhook_id: inputs[i]!.webhookId, delivery_key: inputs[i]!.deliveryKey })));
+  const keys = JSON.stringify(
+    conflicts.map((i) => ({ organization_id: inputs[i]!.organizationId, webhook_id: inputs[i]!.webhookId, delivery_key: inputs[i]!.deliveryKey })),
+  );
   const existing = rowsOf<{ id: string; webhook_id: string; delivery_key: string }>(
     await db.execute(sql`
       select d.id, d.webhook_id, d.delivery_key
-        from json_to_recordset((${keys}::text)::json) as k(webhook_id uuid, delivery_key text)
-        join webhook_deliveries d on d.webhook_id = k.webhook_id and d.delivery_key = k.delivery_key`),
+        from json_to_recordset((${keys}::text)::json) as k(organization_id uuid, webhook_id uuid, delivery_key text)
+        join webhook_deliveries d on d.organization_id = k.organization_id and d.webhook_id = k.webhook_id and d.delivery_key = k.delivery_key`),
   );
   const byKey = new Map(existing.map((row) => [`${row.webhook_id}\n${row.delivery_key}`, row.id]));
   const vanished: number[] = [];
@@ -316,6 +320,8 @@ export interface Ack {
  */
 export async function ackDeliveries(db: DbOrTx, acks: Ack[]): Promise<Settled<FinishOutcome>[]> {
   const json = JSON.stringify(acks.map((ack) => ({ id: ack.id, organization_id: ack.organizationId, agent_id: ack.agentId })));
+  // Keyed by delivery, organization and agent: only the ack that holds the lease is answered done.
+  const keyOf = (ack: { id: string; organization_id: string; agent_id: string }) => `${ack.id}|${ack.organization_id}|${ack.agent_id}`;
   let done: Set<string>;
   try {
     const result = await db.execute(sql`
@@ -324,19 +330,21 @@ export async function ackDeliveries(db: DbOrTx, acks: Ack[]): Promise<Settled<Fi
         from (select distinct * from json_to_recordset((${json}::text)::json) as k(id uuid, organization_id uuid, agent_id uuid)) k
        where d.id = k.id and d.organization_id = k.organization_id and d.leased_by_agent_id = k.agent_id
          and d.status = 'leased' and d.lease_expires_at > now()
-      returning d.id`);
-    done = new Set(rowsOf<{ id: string }>(result).map((row) => row.id));
+      returning d.id, k.organization_id, k.agent_id`);
+    done = new Set(rowsOf<{ id: string; organization_id: string; agent_id: string }>(result).map(keyOf));
   } catch (error) {
-    if (acks.length === 1) return [{ ok: false, error }];
+    // One ack at a time only when a row's data was refused; an outage fails the batch as a whole.
+    if (acks.length === 1 || isDatabaseUnavailable(error)) return acks.map(() => ({ ok: false, error }));
     return Promise.all(acks.map(async (ack) => (await ackDeliveries(db, [ack]))[0]!));
   }
-  // A delivery acked twice in one batch: the first ack did it, a later one finds it finished.
+  // A delivery acked twice in one batch by its holder: the first ack did it, a later one finds it finished.
   const answered = new Set<string>();
   return Promise.all(
     acks.map(async (ack): Promise<Settled<FinishOutcome>> => {
-      const first = !answered.has(ack.id);
-      answered.add(ack.id);
-      if (first && done.has(ack.id)) return { ok: true, value: 'done' };
+      const key = keyOf({ id: ack.id, organization_id: ack.organizationId, agent_id: ack.agentId });
+      const first = !answered.has(key);
+      answered.add(key);
+      if (first && done.has(key)) return { ok: true, value: 'done' };
       try {
         return { ok: true, value: await notHeldOutcome(db, ack.organizationId, ack.agentId, ack.id) };
       } catch (error) {

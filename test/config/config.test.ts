@@ -33,8 +33,8 @@ t.test('names every offending variable in one error', async (t) => {
   for (const variable of variables) t.match(error.message, `- ${variable}: `);
 });
 
-t.test('refuses TRUST_PROXY=true or * so client IPs cannot be forged', async (t) => {
-  for (const value of ['true', '*', '10.0.0.0/33', 'proxy.example.com']) {
+t.test('refuses TRUST_PROXY=true, * or a /0 range so client IPs cannot be forged', async (t) => {
+  for (const value of ['true', '*', '0.0.0.0/0', '::/0', '10.0.0.0/33', 'proxy.example.com']) {
     const error = t.throws(() => loadConfig({ TRUST_PROXY: value })) as ConfigError;
     t.match(error.message, 'TRUST_PROXY', value);
   }

@@ -160,3 +160,27 @@ t.test('a failing ack batch is retried ack by ack, so only the bad one fails', a
   t.same(results[0], { ok: true, value: 'done' });
   t.equal(results[1]!.ok, false);
 });
+
+t.test('in one ack batch, only the lease holder is answered done, whoever comes first', async (t) => {
+  const app = await build(t);
+  const org = await createOrg(app);
+  const other = await createOrg(app);
+  const holder = await createAgent(app, org.adminKey);
+  const colleague = await createAgent(app, org.adminKey);
+  const stranger = await createAgent(app, other.adminKey);
+  const hook = await createWebhook(app, org.adminKey, { agent_id: holder.id });
+  const body = '{"held":true}';
+  await app.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(hook.secret, body), payload: body });
+  const [delivery] = (await app.inject({ method: 'POST', url: '/api/v1/agent/deliveries/lease', headers: asAgent(holder.token), payload: {} })).json().data;
+  // The data function directly, so the batch order is exactly this: non-holders first.
+  const results = await ackDeliveries(app.db, [
+    { organizationId: other.id, agentId: stranger.id, id: delivery.id },
+    { organizationId: org.id, agentId: colleague.id, id: delivery.id },
+    { organizationId: org.id, agentId: holder.id, id: delivery.id },
+  ]);
+  t.same(results, [
+    { ok: true, value: 'not_found' },
+    { ok: true, value: 'not_found' },
+    { ok: true, value: 'done' },
+  ]);
+});

@@ -82,10 +82,11 @@ const hooks: FastifyPluginAsync = async (instance) => {
 
   // Every ingest answer counts once: 202 accepted, 200 duplicate, anything else rejected with its
   // problem code (signature, limit, unknown or disabled webhook, body size, database outage…).
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     if (reply.statusCode === 202) app.metrics.webhookDelivered('accepted');
     else if (reply.statusCode === 200) app.metrics.webhookDelivered('duplicate');
     else app.metrics.webhookRejected(request.problemCode ?? codeForStatus(reply.statusCode));
+    done();
   });
 
   // Receive one signed delivery from a sender.
