@@ -34,17 +34,18 @@ export async function readKeyring(config: Config): Promise<LoadedKeyring | null>
 }
 
 export async function loadKeyring(config: Config): Promise<LoadedKeyring> {
+  const existing = await readKeyring(config);
+  if (existing) return existing;
   const old = config.tokenEncryptionOldKeys.map(parseKey);
-  if (config.tokenEncryptionKey) return { keyring: createKeyring(parseKey(config.tokenEncryptionKey), old), generated: null };
   if (config.dataDir.startsWith('memory://')) return { keyring: createKeyring(parseKey(generateKey()), old), generated: 'memory' };
   await mkdir(config.dataDir, { recursive: true });
-  const path = developmentKeyPath(config);
   try {
-    const handle = await open(path, 'wx', 0o600);
+    // 'wx': of several processes starting at once, one writes the key and the others read it.
+    const handle = await open(developmentKeyPath(config), 'wx', 0o600);
     await handle.writeFile(`${generateKey()}\n`);
     await handle.close();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
-  return { keyring: createKeyring(parseKey(await readFile(path, 'utf8')), old), generated: path };
+  return (await readKeyring(config))!;
 }

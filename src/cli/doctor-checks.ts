@@ -15,6 +15,7 @@ import { withTimeout } from '../db/health.js';
 import { ciphertextsByKey } from '../db/key-rotation.js';
 import { migrationStatus } from '../db/migrate.js';
 import { developmentKeyPath, readKeyring } from '../keyring-loader.js';
+import { isLoopback } from '../net.js';
 
 export type Severity = 'ok' | 'warning' | 'failure';
 
@@ -117,11 +118,6 @@ async function lintEnvironment(env: Env): Promise<Finding[]> {
     findings.push(ok('admin_token_not_set', 'ADMIN_TOKEN is not set: the platform admin API (and /api/v1/status) is off'));
   }
   return findings;
-}
-
-function isLoopback(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, '');
-  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 }
 
 function oauthFindings(config: Config): Finding[] {

@@ -2,21 +2,14 @@
 // served. Without it, only a scraper on this host is: the TCP peer must be a loopback address
 // (never X-Forwarded-For) and the request must not have come through a proxy, so a reverse proxy
 // on the same host cannot expose the metrics to the world.
-import { isIP } from 'node:net';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { safeEqual } from '../../crypto/tokens.js';
 import { AppError } from '../../errors.js';
 import { bearerToken } from '../../plugins/auth.js';
+import { isLoopback } from '../../net.js';
 
 const CHALLENGE = { 'www-authenticate': 'Bearer realm="switchboard-metrics"' };
 const PROXY_HEADERS = ['x-forwarded-for', 'forwarded', 'x-real-ip'];
-
-export function isLoopback(address: string | undefined): boolean {
-  if (address === undefined) return false;
-  if (address === '::1') return true;
-  const v4 = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address;
-  return isIP(v4) === 4 && v4.startsWith('127.');
-}
 
 const metrics: FastifyPluginAsync<{ token: string | undefined }> = async (app, { token }) => {
   const authorize = async (request: FastifyRequest) => {
