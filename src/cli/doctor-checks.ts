@@ -75,7 +75,7 @@ function adminTokenFinding(token: string, source: string): Finding {
 }
 
 /** The platform admin token from ADMIN_TOKEN or ADMIN_TOKEN_FILE, as the server would read it. */
-export async function adminTokenFromEnv(env: Env): Promise<string | null> {
+async function adminTokenFromEnv(env: Env): Promise<string | null> {
   const token = present(env.ADMIN_TOKEN);
   if (token) return token;
   const file = present(env.ADMIN_TOKEN_FILE);
@@ -164,7 +164,7 @@ async function encryptionKeyFindings(env: Env, config: Config | null): Promise<F
 }
 
 /** Configuration findings, and the configuration the remaining checks can use (null when unusable). */
-export async function checkEnvironment(env: Env): Promise<{ findings: Finding[]; config: Config | null }> {
+async function checkEnvironment(env: Env): Promise<{ findings: Finding[]; config: Config | null }> {
   const findings = await lintEnvironment(env);
   let config: Config | null = null;
   const production = present(env.NODE_ENV) === 'production';
@@ -245,7 +245,7 @@ export interface DatabaseCheckOptions {
 }
 
 /** Reachability, migrations and the keyring, read-only. */
-export async function checkDatabase(config: Config, options: DatabaseCheckOptions): Promise<Finding[]> {
+async function checkDatabase(config: Config, options: DatabaseCheckOptions): Promise<Finding[]> {
   const embedded = config.databaseUrl === undefined;
   if (embedded && !config.dataDir.startsWith('memory://') && !existsSync(resolve(config.dataDir, 'pg'))) {
     return [warning('database_missing', `no embedded database in ${resolve(config.dataDir)} yet`, 'start the server once (or `npm run migrate`) to create it, or set DATABASE_URL')];
@@ -293,7 +293,7 @@ export async function checkDatabase(config: Config, options: DatabaseCheckOption
 }
 
 /** A PING to REDIS_URL when set. */
-export async function checkRedis(config: Config): Promise<Finding[]> {
+async function checkRedis(config: Config): Promise<Finding[]> {
   if (!config.redisUrl) return [ok('redis_not_configured', 'REDIS_URL is not set: rate limits are per instance (fine for one instance)')];
   const redis = new Redis(config.redisUrl, { lazyConnect: true, connectTimeout: 2000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
   redis.on('error', () => {});
@@ -313,7 +313,7 @@ async function fetchWithTimeout(url: string, init: RequestInit, ms: number): Pro
 }
 
 /** GET <url>/readyz and, with the admin token, <url>/api/v1/status of a running instance. */
-export async function probeInstance(baseUrl: string, adminToken: string | null, timeoutMs = 5000): Promise<Finding[]> {
+async function probeInstance(baseUrl: string, adminToken: string | null, timeoutMs = 5000): Promise<Finding[]> {
   const url = baseUrl.replace(/\/+$/, '');
   const findings: Finding[] = [];
   try {

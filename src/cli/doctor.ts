@@ -5,7 +5,7 @@ import { exitCode, runDoctor, type Finding } from './doctor-checks.js';
 
 const MARK: Record<Finding['severity'], string> = { ok: 'ok     ', warning: 'WARNING', failure: 'FAILURE' };
 
-export function formatFindings(findings: Finding[]): string {
+function formatFindings(findings: Finding[]): string {
   const lines = findings.map((finding) => {
     const head = `${MARK[finding.severity]}  ${finding.code}: ${finding.message}`;
     return finding.fix ? `${head}\n         fix: ${finding.fix}` : head;

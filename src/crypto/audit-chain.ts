@@ -57,7 +57,7 @@ export function auditEventHash(fields: ChainedFields): string {
  * whatever order the keys were written in, and after a round trip through jsonb (which reorders
  * them). Follows JSON.stringify otherwise: toJSON is honoured, undefined members are left out.
  */
-export function canonicalJson(value: unknown): string {
+function canonicalJson(value: unknown): string {
   if (value !== null && typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON === 'function') {
     return canonicalJson((value as { toJSON(): unknown }).toJSON());
   }

@@ -11,9 +11,9 @@ type AuditEventRow = typeof auditEvents.$inferSelect;
 type NewAuditEventRow = typeof auditEvents.$inferInsert;
 
 /** The chain of events with no organization. Organization chains are named by the organization id. */
-export const PLATFORM_CHAIN = 'platform';
+const PLATFORM_CHAIN = 'platform';
 
-export const chainOf = (organizationId: string | null | undefined): string => organizationId ?? PLATFORM_CHAIN;
+const chainOf = (organizationId: string | null | undefined): string => organizationId ?? PLATFORM_CHAIN;
 
 /** Platform first, then organization ids: every appender locks heads in this order, so none deadlock. */
 const byLockOrder = (a: string, b: string) => (a === b ? 0 : a === PLATFORM_CHAIN ? -1 : b === PLATFORM_CHAIN ? 1 : a < b ? -1 : 1);

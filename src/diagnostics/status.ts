@@ -25,7 +25,7 @@ import {
 import { VERSION } from '../version.js';
 
 /** The warning and paging thresholds; docs/operations/README.md (SLO table) lists the same numbers. */
-export const THRESHOLDS = {
+const THRESHOLDS = {
   /** Dead deliveries waiting for an operator (redeliver) — warn at this many. */
   deadDeliveries: 1,
   /** Seconds the oldest due delivery has waited for an agent. */
@@ -36,7 +36,7 @@ export const THRESHOLDS = {
   oauthRefreshFailuresPerHour: 1,
 } as const;
 
-export const WINDOW_S = 3600;
+const WINDOW_S = 3600;
 
 export interface Warning {
   code: string;

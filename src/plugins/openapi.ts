@@ -103,7 +103,7 @@ const TAGS = [
 ];
 
 /** The first path segment under /api/v1 names the area; the probes and docs live at the root. */
-export function tagOf(url: string): string {
+function tagOf(url: string): string {
   const area = /^\/api\/v1\/([^/]+)/.exec(url)?.[1];
   if (area) return area;
   if (url === '/metrics') return 'metrics';
@@ -115,7 +115,7 @@ function has(value: unknown): boolean {
 }
 
 /** Every problem code the route can plausibly answer, from its hooks, schemas and handler. */
-export function problemsOf(route: RouteOptions): ProblemCode[] {
+function problemsOf(route: RouteOptions): ProblemCode[] {
   const schema = route.schema ?? {};
   const auth = route.config?.auth;
   const codes = new Set<ProblemCode>();

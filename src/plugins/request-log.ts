@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
 import { redactUrl } from '../logger.js';
+import { UNMATCHED_ROUTE } from './metrics.js';
 
 // Scrapes are as regular as probes; refused scrapes still log a warning of their own.
 const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
@@ -17,7 +18,7 @@ export default fp<{ config: Config }>(
     });
 
     function logRequest(request: FastifyRequest, reply: FastifyReply) {
-      const route = request.routeOptions.url ?? '(unmatched)';
+      const route = request.routeOptions.url ?? UNMATCHED_ROUTE;
       const durationMs = Math.round(reply.elapsedTime * 10) / 10;
       const slow = config.requestLogSlowMs > 0 && durationMs >= config.requestLogSlowMs;
       if (!slow && !config.requestLogIncludeHealth && PROBES.has(route)) return;
