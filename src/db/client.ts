@@ -92,6 +92,11 @@ async function openEmbedded(dataDir: string): Promise<Database> {
     await release();
     throw err;
   }
+  return embeddedDatabase(client, release);
+}
+
+/** A Database over an open PGlite client; closing it closes the client, then calls `release`. */
+export function embeddedDatabase(client: PGlite, release: () => Promise<void> = async () => {}): Database {
   const db = drizzlePglite(client, { schema }) as unknown as Db;
   return {
     kind: 'embedded',

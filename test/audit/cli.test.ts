@@ -10,7 +10,7 @@ import { runCommand } from '../support/process.js';
 t.setTimeout(300_000);
 
 t.test('audit verify exits 0 on an intact log and 1 naming the first broken event; audit status prints the heads', async (t) => {
-  const env = await isolatedDatabaseEnv(t);
+  const env = await isolatedDatabaseEnv(t, { migrated: true });
   const cli = (...args: string[]) => runCommand(['dist/cli/index.js', ...args], env);
 
   const created = await cli('org', 'create', '--name', 'Acme', '--json');

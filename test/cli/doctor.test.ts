@@ -9,6 +9,9 @@ import { openDatabase } from '../../src/db/client.js';
 import { ADMIN_TOKEN, isolatedDatabaseEnv, TEST_DATABASE_URL, TEST_REDIS_URL } from '../helper.js';
 import { runCommand, startServer } from '../support/process.js';
 
+// Each doctor run is a process of its own that, embedded, opens PGlite from disk: slow, not stuck.
+t.setTimeout(300_000);
+
 interface Finding {
   code: string;
   severity: 'ok' | 'warning' | 'failure';
@@ -120,7 +123,7 @@ t.test('pending migrations: a warning when the server applies them at start, a f
 });
 
 t.test('a deployment end to end: healthy, probed with --url, then a wrong key and an unfinished rotation', async (t) => {
-  const dbEnv = await isolatedDatabaseEnv(t);
+  const dbEnv = await isolatedDatabaseEnv(t, { migrated: true });
   const redis = TEST_REDIS_URL ? { REDIS_URL: TEST_REDIS_URL } : {};
   const google = {
     BASE_URL: 'http://127.0.0.1:8080',

@@ -12,7 +12,7 @@ import { startFakeGoogle } from '../support/fake-google.js';
 t.test('rotate A → B with A as old key, re-encrypt, drop A: every secret still works; moved ciphertexts fail', async (t) => {
   const google = await startFakeGoogle('http://127.0.0.1:8080/api/v1/oauth/google/callback');
   t.teardown(() => google.close());
-  const dbEnv = await isolatedDatabaseEnv(t);
+  const dbEnv = await isolatedDatabaseEnv(t, { migrated: true });
   const A = generateKey();
   const B = generateKey();
   const env = (key: string, old = '') => ({ ...dbEnv, ...google.env, TOKEN_ENCRYPTION_KEY: key, TOKEN_ENCRYPTION_OLD_KEYS: old });
@@ -61,7 +61,7 @@ t.test('rotate A → B with A as old key, re-encrypt, drop A: every secret still
 });
 
 t.test('a database written with a key that is not configured is not ready, and says which key', async (t) => {
-  const dbEnv = await isolatedDatabaseEnv(t);
+  const dbEnv = await isolatedDatabaseEnv(t, { migrated: true });
   const A = generateKey();
   const appA = await build(t, { database: 'own', env: { ...dbEnv, TOKEN_ENCRYPTION_KEY: A } });
   const org = await createOrg(appA);

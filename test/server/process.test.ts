@@ -4,7 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { ADMIN_TOKEN } from '../helper.js';
+import { copyTemplateInto } from '../support/pglite-template.js';
 import { runCommand, startServer } from '../support/process.js';
+
+// Every server and CLI command here is a process that opens PGlite from disk, most of them on a
+// new DATA_DIR (initdb in WebAssembly): slow on a loaded machine, not stuck.
+t.setTimeout(300_000);
 
 t.test('a bad configuration fails start-up with one message naming every variable and no stack trace', async (t) => {
   const { code, stderr, stdout } = await runCommand(['dist/server.js'], { PORT: 'abc', TRUST_PROXY: 'true', DATA_DIR: 'memory://' });
@@ -44,6 +49,7 @@ t.test('SIGTERM drains and exits 0; the embedded database keeps its data across 
 t.test('a second server on the same DATA_DIR is refused with a clear message', async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), 'switchboard-data-'));
   t.teardown(() => rm(dataDir, { recursive: true, force: true }));
+  await copyTemplateInto(dataDir);
   const first = await startServer({ DATA_DIR: dataDir });
   t.teardown(() => first.stop());
   const second = await runCommand(['dist/server.js'], { DATA_DIR: dataDir, PORT: '0' });

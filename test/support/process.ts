@@ -38,8 +38,12 @@ export function runCommand(
   });
 }
 
-/** Starts dist/server.js with exactly `env` (plus PATH) and resolves once `probe` (/readyz) answers 200. */
-export async function startServer(env: Record<string, string | undefined>, timeoutMs = 30_000, probe = '/readyz'): Promise<ServerProcess> {
+/**
+ * Starts dist/server.js with exactly `env` (plus PATH) and resolves once `probe` (/readyz) answers 200.
+ * The default wait is long: a first start on a new embedded DATA_DIR runs initdb in WebAssembly,
+ * seconds on a quiet machine and much longer while the rest of the suite competes for the CPU.
+ */
+export async function startServer(env: Record<string, string | undefined>, timeoutMs = 120_000, probe = '/readyz'): Promise<ServerProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, ['dist/server.js'], {
     env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: String(port), ...env },

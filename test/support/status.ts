@@ -5,14 +5,19 @@ import type { Test } from 'tap';
 import { openDatabase, type Database } from '../../src/db/client.js';
 import { applyMigrations } from '../../src/db/migrate.js';
 import { asAgent, isolatedDatabaseEnv, TEST_DATABASE_URL } from '../helper.js';
-import { githubHeaders } from '../support/signing.js';
+import { migratedEmbedded } from './pglite-template.js';
+import { githubHeaders } from './signing.js';
 
 /** A fresh database nobody else writes to: a new Postgres database, or a new in-memory PGlite. */
 export async function freshDatabase(t: Test, options: { migrate?: boolean } = {}): Promise<Database> {
   const env = TEST_DATABASE_URL ? await isolatedDatabaseEnv(t) : {};
-  const database = await openDatabase({ databaseUrl: env.DATABASE_URL || undefined, poolMax: 5, connectTimeoutMs: 5000, dataDir: 'memory://' });
+  const migrate = options.migrate !== false;
+  const database =
+    !TEST_DATABASE_URL && migrate
+      ? await migratedEmbedded()
+      : await openDatabase({ databaseUrl: env.DATABASE_URL || undefined, poolMax: 5, connectTimeoutMs: 5000, dataDir: 'memory://' });
   t.teardown(() => database.close());
-  if (options.migrate !== false) await applyMigrations(database);
+  if (migrate) await applyMigrations(database);
   return database;
 }
 
