@@ -63,13 +63,22 @@ function rssSampler(pid) {
   };
 }
 
+/** CPU time (user + system) the process has used, in microseconds (clock ticks are 10 ms on Linux). */
+function cpuMicros(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
 async function load(name, pid, options) {
   const stop = rssSampler(pid);
+  const cpuBefore = cpuMicros(pid);
   const result = await autocannon({ duration: DURATION_S, connections: CONNECTIONS, ...options });
+  // Server CPU per request: unlike requests/s, it hardly moves when other work shares the machine.
+  const cpuUsPerRequest = Math.round(((cpuMicros(pid) - cpuBefore) / Math.max(1, result.requests.total)) * 10) / 10;
   const peakRssMb = stop();
   const non2xx = result.non2xx + result.errors + result.timeouts;
-  const row = { name, rps: Math.round(result.requests.average), p50_ms: result.latency.p50, p99_ms: result.latency.p99, peak_rss_mb: peakRssMb, non_2xx: non2xx };
-  process.stdout.write(`${name.padEnd(44)} ${String(row.rps).padStart(7)} req/s  p50 ${row.p50_ms} ms  p99 ${row.p99_ms} ms  rss ${peakRssMb} MB  non-2xx ${non2xx}\n`);
+  const row = { name, rps: Math.round(result.requests.average), p50_ms: result.latency.p50, p99_ms: result.latency.p99, peak_rss_mb: peakRssMb, non_2xx: non2xx, cpu_us_per_request: cpuUsPerRequest };
+  process.stdout.write(`${name.padEnd(44)} ${String(row.rps).padStart(7)} req/s  p50 ${row.p50_ms} ms  p99 ${row.p99_ms} ms  rss ${peakRssMb} MB  non-2xx ${non2xx}  cpu ${cpuUsPerRequest} µs/req\n`);
   return row;
 }
 
@@ -181,7 +190,9 @@ async function main() {
       connections: LEASE_AGENTS,
       requests: [leaseStep, ...Array.from({ length: LEASE_BATCH }, (_, i) => ackStep(i))],
     });
-    rows.lease = { ...row, requests_rps: row.rps, rps: Math.round(acked / DURATION_S) };
+    const deliveriesPerS = Math.round(acked / DURATION_S);
+    // Per delivery, like the row's rate: a lease of up to 10 and one ack each.
+    rows.lease = { ...row, requests_rps: row.rps, rps: deliveriesPerS, cpu_us_per_request: Math.round(((row.cpu_us_per_request * row.rps) / Math.max(1, deliveriesPerS)) * 10) / 10 };
     process.stdout.write(`  → ${rows.lease.rps} deliveries leased and acked per second (${row.rps} requests/s)\n`);
   }
   await sql.end();
@@ -195,9 +206,16 @@ async function main() {
     process.stdout.write('\nBENCH_ONLY set: results not written\n');
     return;
   }
-  const get = rows.get.rps;
-  const post = rows.post.rps;
-  const ratios = Object.entries(rows).map(([key, row]) => ({ key, ...row, ratio_to_baseline: +(row.rps / (key === 'get' || key === 'healthz' ? get : post)).toFixed(3) }));
+  const ratios = Object.entries(rows).map(([key, row]) => {
+    const baselineRow = key === 'get' || key === 'healthz' ? rows.get : rows.post;
+    return {
+      key,
+      ...row,
+      ratio_to_baseline: +(row.rps / baselineRow.rps).toFixed(3),
+      // The baseline's CPU per request over this scenario's: the same ratio, less moved by noisy neighbours.
+      cpu_ratio_to_baseline: +(baselineRow.cpu_us_per_request / row.cpu_us_per_request).toFixed(3),
+    };
+  });
   const results = {
     measured_at: new Date().toISOString(),
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version, loadavg_at_start: LOADAVG },
@@ -211,12 +229,14 @@ async function main() {
   const table = [
     `Measured ${results.measured_at} on ${results.machine.cpus} cores, Node ${results.machine.node}, load average ${LOADAVG.join(' / ')} at start; autocannon, ${CONNECTIONS} connections (10 for 512 KB and lease + ack), ${DURATION_S} s each, load generator on the same machine.`,
     '',
-    '| scenario | req/s | × baseline | p50 ms | p99 ms | peak RSS MB | non-2xx |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...ratios.map((r) => `| ${r.name} | ${r.rps} | ${r.ratio_to_baseline} | ${r.p50_ms} | ${r.p99_ms} | ${r.peak_rss_mb} | ${r.non_2xx} |`),
+    '| scenario | req/s | × baseline | p50 ms | p99 ms | peak RSS MB | non-2xx | server CPU µs/req | CPU × baseline |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...ratios.map((r) => `| ${r.name} | ${r.rps} | ${r.ratio_to_baseline} | ${r.p50_ms} | ${r.p99_ms} | ${r.peak_rss_mb} | ${r.non_2xx} | ${r.cpu_us_per_request} | ${r.cpu_ratio_to_baseline} |`),
     '',
     `Agent-token lookup at ${lookupAgents} agents vs ${LEASE_AGENTS}: ${results.lookup_100k_vs_10}× the requests/s.`,
-    'GET rows are compared with the baseline GET, the others with the baseline 1 KB POST. The lease + ack row counts',
+    'GET rows are compared with the baseline GET, the others with the baseline 1 KB POST. "CPU × baseline" is the',
+    "baseline's server CPU time per request over the scenario's (user + system, from /proc): requests/s moves with",
+    'whatever else shares the machine, CPU per request much less. The lease + ack row counts',
     `deliveries leased and acked per second (${rows.lease.requests_rps} requests/s: one lease of up to ${LEASE_BATCH}, then one ack each).`,
     '',
   ].join('\n');

@@ -2,10 +2,10 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
+import { API_SECURITY_HEADERS } from './security-headers.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -41,16 +41,10 @@ export function requestId(req: IncomingMessage): string {
 
 export default fp<{ config: Config }>(
   async (app, { config }) => {
-    await app.register(helmet, {
-      // Responses are JSON, never documents: forbid everything a browser could load or frame.
-      // (/docs sets its own policy for its scripts and styles.)
-      contentSecurityPolicy: {
-        useDefaults: false,
-        directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"] },
-      },
-      crossOriginResourcePolicy: { policy: 'same-origin' },
-      referrerPolicy: { policy: 'no-referrer' },
-      hsts: { maxAge: 31_536_000, includeSubDomains: true },
+    // Synchronous, first of all hooks: even a request refused by authentication carries them.
+    app.addHook('onRequest', (_request, reply, done) => {
+      reply.headers(API_SECURITY_HEADERS);
+      done();
     });
     if (config.corsOrigins.length > 0) {
       await app.register(cors, {

@@ -4,6 +4,7 @@
 // authentication hook is installed) and its error responses from what its hooks and schemas can
 // reject, plus the codes its handler throws (`schema.problems`).
 import { STATUS_CODES } from 'node:http';
+import helmet, { type FastifyHelmetOptions } from '@fastify/helmet';
 import swagger, { type SwaggerTransform, type SwaggerTransformObject } from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import fp from 'fastify-plugin';
@@ -13,6 +14,7 @@ import { z } from 'zod';
 import { PROBLEMS, type ProblemCode } from '../errors.js';
 import { requiredRoleOf, type AuthScheme } from './auth.js';
 import { ProblemSchema } from './errors.js';
+import { API_HELMET_OPTIONS, API_SECURITY_HEADERS } from './security-headers.js';
 
 declare module 'fastify' {
   interface FastifySchema {
@@ -24,19 +26,25 @@ declare module 'fastify' {
 type Json = Record<string, unknown>;
 
 /** The reference page may load its own scripts, styles and images, and nothing from elsewhere. */
-const DOCS_CSP = [
-  "default-src 'self'",
-  "base-uri 'none'",
-  "connect-src 'self'",
-  "font-src 'self' data:",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-  "img-src 'self' data:",
-  "object-src 'none'",
-  "script-src 'self'",
-  "script-src-attr 'none'",
-  "style-src 'self'",
-].join('; ');
+const DOCS_HELMET_OPTIONS: FastifyHelmetOptions = {
+  ...API_HELMET_OPTIONS,
+  contentSecurityPolicy: {
+    useDefaults: false,
+    directives: {
+      defaultSrc: ["'self'"],
+      baseUri: ["'none'"],
+      connectSrc: ["'self'"],
+      fontSrc: ["'self'", 'data:'],
+      formAction: ["'none'"],
+      frameAncestors: ["'none'"],
+      imgSrc: ["'self'", 'data:'],
+      objectSrc: ["'none'"],
+      scriptSrc: ["'self'"],
+      scriptSrcAttr: ["'none'"],
+      styleSrc: ["'self'"],
+    },
+  },
+};
 
 const SECURITY_SCHEMES = {
   platformAdmin: {
@@ -281,11 +289,14 @@ export default fp(
       transformObject,
     });
 
-    await app.register(swaggerUi, {
-      routePrefix: '/docs',
-      staticCSP: DOCS_CSP,
-      validatorUrl: false,
-      uiConfig: { deepLinking: true, defaultModelsExpandDepth: 0 },
+    // A browser page: @fastify/helmet, per request, with the page's own policy over the API's.
+    await app.register(async (docs) => {
+      docs.addHook('onRequest', (_request, reply, done) => {
+        for (const name of Object.keys(API_SECURITY_HEADERS)) reply.removeHeader(name);
+        done();
+      });
+      await docs.register(helmet, DOCS_HELMET_OPTIONS);
+      await docs.register(swaggerUi, { routePrefix: '/docs', validatorUrl: false, uiConfig: { deepLinking: true, defaultModelsExpandDepth: 0 } });
     });
 
     // This document, for code generators and tools.

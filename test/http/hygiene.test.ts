@@ -36,6 +36,26 @@ t.test('sends security headers tuned for a JSON API and Cache-Control: no-store'
   t.notOk(res.headers['x-powered-by']);
 });
 
+t.test('refusals carry the same security headers as answers; /docs swaps in a policy of its own and keeps the rest', async (t) => {
+  const app = await build(t);
+  const security = (headers: Record<string, unknown>) =>
+    Object.fromEntries(Object.entries(headers).filter(([name]) => /^(content-security-policy|strict-transport-security|x-content-type-options|x-frame-options|referrer-policy|cross-origin-|x-dns-prefetch|x-download|x-permitted|x-xss|origin-agent)/.test(name)));
+  const ok = security((await app.inject({ method: 'GET', url: '/healthz' })).headers);
+  t.ok(Object.keys(ok).length >= 10, `helmet's set: ${Object.keys(ok).join(', ')}`);
+  for (const [label, request] of [
+    ['unknown route', { method: 'GET', url: '/nope' }],
+    ['no credentials', { method: 'GET', url: '/api/v1/agents' }],
+    ['bad JSON', { method: 'POST', url: '/api/v1/organizations', headers: { 'content-type': 'application/json' }, payload: '{' }],
+  ] as const) {
+    const res = await app.inject(request);
+    t.ok(res.statusCode >= 400, label);
+    t.same(security(res.headers), ok, label);
+  }
+  const docs = security((await app.inject({ method: 'GET', url: '/docs' })).headers);
+  t.match(docs['content-security-policy'], "script-src 'self'");
+  t.same({ ...docs, 'content-security-policy': null }, { ...ok, 'content-security-policy': null }, 'the other headers are the same');
+});
+
 t.test('sends no CORS headers when CORS_ORIGINS is empty', async (t) => {
   const app = await build(t);
   const res = await app.inject({ method: 'GET', url: '/healthz', headers: { origin: 'https://evil.example' } });
