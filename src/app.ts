@@ -23,7 +23,7 @@ import webhookRoutes from './routes/webhooks/index.js';
 import agentsRoutes from './routes/agents/index.js';
 import agentAuthPlugin from './plugins/agent-auth.js';
 import auditPlugin from './plugins/audit.js';
-import authPlugin from './plugins/auth.js';
+import authPlugin, { checkedAdminToken } from './plugins/auth.js';
 import jobsPlugin from './plugins/jobs.js';
 import keyringPlugin from './plugins/keyring.js';
 import apiKeyRoutes from './routes/api-keys/index.js';
@@ -41,6 +41,8 @@ export interface BuildOptions {
 }
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+  // Configuration that lives in files is checked before anything is opened.
+  const adminToken = await checkedAdminToken(config);
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, destination: options.logDestination });
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -73,7 +75,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(jobsPlugin, { intervalMs: 60_000 });
   await app.register(auditPlugin, { flushIntervalMs: config.auditFailureFlushMs });
   await app.register(rateLimitPlugin, { config });
-  await app.register(authPlugin, { config });
+  await app.register(authPlugin, { adminToken });
   await app.register(agentAuthPlugin, { config });
   // Before the routes: it describes every route registered after it.
   await app.register(openapiPlugin);

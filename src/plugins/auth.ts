@@ -4,7 +4,7 @@
 // way the route's `config.auth` names the scheme, which is what the OpenAPI document declares.
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
-import { AdminTokenError, adminTokenSource } from '../admin-token.js';
+import { AdminTokenError, adminTokenSource, type AdminTokenSource } from '../admin-token.js';
 import type { Config } from '../config.js';
 import { parseToken, safeEqual, tokenHint, verifySecret } from '../crypto/tokens.js';
 import { API_KEY_PREFIX, findApiKeyByPublicId, touchApiKey, type ApiKey, type ApiKeyRole } from '../db/api-keys.js';
@@ -119,15 +119,22 @@ function rejectionReason(presented: string | null, parsed: { secret: string } | 
 /** How often one instance writes a key's last_used_at (the SQL also skips writes within a minute). */
 const TOUCH_INTERVAL_MS = 60_000;
 
-export default fp<{ config: Config }>(
-  async (app, { config }) => {
-    const adminToken = adminTokenSource({ token: config.adminToken, file: config.adminTokenFile });
-    // A file that is missing or too short at start-up is a configuration error.
-    try {
-      await adminToken.current();
-    } catch (err) {
-      throw err instanceof AdminTokenError ? err : new AdminTokenError(String(err));
-    }
+/**
+ * The platform admin token's source, checked once: a file that is missing or too short at start-up
+ * is a configuration error. buildApp calls this before it opens the database, so it fails fast.
+ */
+export async function checkedAdminToken(config: Config): Promise<AdminTokenSource> {
+  const adminToken = adminTokenSource({ token: config.adminToken, file: config.adminTokenFile });
+  try {
+    await adminToken.current();
+  } catch (err) {
+    throw err instanceof AdminTokenError ? err : new AdminTokenError(String(err));
+  }
+  return adminToken;
+}
+
+export default fp<{ adminToken: AdminTokenSource }>(
+  async (app, { adminToken }) => {
     const lastTouched = new Map<string, number>();
 
     app.decorateRequest('principal', null);

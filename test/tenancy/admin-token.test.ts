@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +34,7 @@ t.test('ADMIN_TOKEN shorter than 32 characters, or set together with ADMIN_TOKEN
   t.throws(() => loadConfig({ ADMIN_TOKEN: OLD, ADMIN_TOKEN_FILE: '/x' }), { name: 'ConfigError', message: /ADMIN_TOKEN_FILE/ });
 });
 
-t.test('start-up fails clearly when ADMIN_TOKEN_FILE is missing or too short', async (t) => {
+t.test('start-up fails clearly, before opening the database, when ADMIN_TOKEN_FILE is missing or too short', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'switchboard-admin-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   await writeFile(join(dir, 'short'), 'too-short');
@@ -41,9 +42,11 @@ t.test('start-up fails clearly when ADMIN_TOKEN_FILE is missing or too short', a
     [join(dir, 'missing'), 'cannot be read'],
     [join(dir, 'short'), 'at least 32 characters'],
   ] as const) {
-    const { code, stderr } = await runCommand(['dist/server.js'], { DATA_DIR: 'memory://', PORT: '0', ADMIN_TOKEN_FILE: file });
+    const dataDir = join(dir, 'data');
+    const { code, stderr } = await runCommand(['dist/server.js'], { DATA_DIR: dataDir, PORT: '0', ADMIN_TOKEN_FILE: file });
     t.equal(code, 1);
     t.match(stderr, message);
     t.notMatch(stderr, /\n\s+at /);
+    t.notOk(existsSync(join(dataDir, 'pg')), 'no database was created');
   }
 });
