@@ -12,6 +12,7 @@ import { decryptCache } from '../../crypto/keyring.js';
 import { deliveryWriter } from '../../db/deliveries.js';
 import { secretAad, webhookIngestLookup, type Webhook } from '../../db/webhooks.js';
 import { AppError, codeForStatus } from '../../errors.js';
+import { isJsonText } from './json-text.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -133,12 +134,8 @@ const hooks: FastifyPluginAsync = async (instance) => {
       }
 
       const contentType = request.headers['content-type'] ?? null;
-      if (contentType && /^application\/([\w.+-]+\+)?json\b/i.test(contentType)) {
-        try {
-          JSON.parse(body.toString('utf8'));
-        } catch {
-          throw new AppError('invalid_json', { detail: 'The body is declared as JSON but does not parse' });
-        }
+      if (contentType && /^application\/([\w.+-]+\+)?json\b/i.test(contentType) && !isJsonText(body)) {
+        throw new AppError('invalid_json', { detail: 'The body is declared as JSON but does not parse' });
       }
 
       const stored = await writer.call({
