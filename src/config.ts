@@ -187,6 +187,12 @@ export interface Config {
   readinessTimeoutMs: number;
   shutdownTimeoutMs: number;
   requestTimeoutMs: number;
+  /**
+   * How long a request on a hot path (ingest, agent auth, acks) waits for the database before it
+   * is answered 503: REQUEST_TIMEOUT_MS less half a second to send that answer, since the
+   * connection is closed once it has been idle for REQUEST_TIMEOUT_MS.
+   */
+  databaseWaitTimeoutMs: number;
   keepAliveTimeoutMs: number;
   bodyLimitBytes: number;
   trustProxy: string[];
@@ -286,6 +292,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     readinessTimeoutMs: e.READINESS_TIMEOUT_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    databaseWaitTimeoutMs: Math.max(500, e.REQUEST_TIMEOUT_MS - 500),
     keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     trustProxy: e.TRUST_PROXY,

@@ -2,6 +2,7 @@
 // as one query (one round trip, one commit) instead of one each. Nothing is cached: every call
 // is answered by a query that started after the call was made, so a change committed before a
 // request arrived (a revoked token, a rotated secret) is always seen by that request.
+import { DatabaseWaitTimeout } from './errors.js';
 
 export type Settled<R> = { ok: true; value: R } | { ok: false; error: unknown };
 
@@ -15,7 +16,16 @@ export interface BatchOptions<I, R> {
   /** Optional size of an item (e.g. bytes); a batch stops growing at maxWeight (one item always fits). */
   weight?(item: I): number;
   maxWeight?: number;
+  /**
+   * A call not answered within this many ms (waiting its turn included) rejects with
+   * DatabaseWaitTimeout, so a request is answered 503 in time even when the database accepts
+   * connections but does not answer. Its item may still be written by the batch it joined.
+   */
+  timeoutMs?: number;
 }
+
+/** What callers of a batched query may tune; each query has its own defaults. */
+export type LookupOptions = Partial<Pick<BatchOptions<unknown, unknown>, 'maxBatch' | 'maxInFlight' | 'timeoutMs'>>;
 
 export interface Batcher<I, R> {
   call(item: I): Promise<R>;
@@ -79,7 +89,25 @@ export function createBatcher<I, R>(options: BatchOptions<I, R>): Batcher<I, R> 
   return {
     call(item) {
       return new Promise<R>((resolve, reject) => {
-        queue.push({ item, resolve, reject });
+        const pending: Pending<I, R> = { item, resolve, reject };
+        if (options.timeoutMs !== undefined) {
+          const ms = options.timeoutMs;
+          const timer = setTimeout(() => {
+            // Not sent yet: it never will be. Already in a batch: that batch may still write it.
+            const queued = queue.indexOf(pending);
+            if (queued >= 0) queue.splice(queued, 1);
+            reject(new DatabaseWaitTimeout(ms));
+          }, ms);
+          pending.resolve = (value) => {
+            clearTimeout(timer);
+            resolve(value);
+          };
+          pending.reject = (error) => {
+            clearTimeout(timer);
+            reject(error);
+          };
+        }
+        queue.push(pending);
         if (inFlight >= options.maxInFlight) return; // sent when a running batch finishes
         if (queue.length >= options.maxBatch) flush();
         else if (!scheduled) {

@@ -1,7 +1,7 @@
 // Webhook deliveries: stored once per sender delivery id, leased to agents exclusively, acked,
 // retried, dead-lettered and pruned.
 import { and, desc, eq, inArray, sql } from 'drizzle-orm';
-import { createBatcher, type Batcher, type Settled } from './batching.js';
+import { createBatcher, type Batcher, type LookupOptions, type Settled } from './batching.js';
 import type { DbOrTx } from './client.js';
 import { rowsOf } from './client.js';
 import { isDatabaseUnavailable } from './errors.js';
@@ -152,6 +152,8 @@ export interface DeliveryWriterOptions {
   maxBatchBytes: number;
   /** INSERTs running at once; deliveries arriving meanwhile wait and go out as the next batch. */
   maxInFlight: number;
+  /** See BatchOptions.timeoutMs. */
+  timeoutMs?: number | undefined;
 }
 
 /**
@@ -165,6 +167,7 @@ export function deliveryWriter(db: DbOrTx, options: DeliveryWriterOptions): Batc
     maxInFlight: options.maxInFlight,
     maxWeight: options.maxBatchBytes,
     weight: (input) => input.body.length,
+    timeoutMs: options.timeoutMs,
     run: (inputs) => storeDeliveries(db, inputs),
   });
 }
@@ -355,8 +358,8 @@ export async function ackDeliveries(db: DbOrTx, acks: Ack[]): Promise<Settled<Fi
 }
 
 /** Group commit for acks: acks arriving together are written by one ackDeliveries. */
-export function ackWriter(db: DbOrTx, options = { maxBatch: 100, maxInFlight: 2 }): Batcher<Ack, FinishOutcome> {
-  return createBatcher<Ack, FinishOutcome>({ ...options, run: (acks) => ackDeliveries(db, acks) });
+export function ackWriter(db: DbOrTx, options: LookupOptions = {}): Batcher<Ack, FinishOutcome> {
+  return createBatcher<Ack, FinishOutcome>({ maxBatch: 100, maxInFlight: 2, ...options, run: (acks) => ackDeliveries(db, acks) });
 }
 
 /** Deletes deliveries older than the retention period in bounded batches; safe on every instance at once. */

@@ -13,6 +13,7 @@ const NETWORK_CODES = new Set([
   'CONNECTION_CLOSED',
   'CONNECTION_ENDED',
   'CONNECTION_DESTROYED',
+  'DATABASE_WAIT_TIMEOUT',
 ]);
 
 // SQLSTATE class 08 (connection exception), 57P01-57P03 (shutdown / cannot connect now), 53300 (too many connections).
@@ -25,4 +26,16 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     current = (current as { cause?: unknown }).cause;
   }
   return false;
+}
+
+/**
+ * A request waited longer for the database than it may (see Config.databaseWaitTimeoutMs): it is
+ * answered 503 so the client retries, while the query it joined may still complete.
+ */
+export class DatabaseWaitTimeout extends Error {
+  override name = 'DatabaseWaitTimeout';
+  readonly code = 'DATABASE_WAIT_TIMEOUT';
+  constructor(ms: number) {
+    super(`no answer from the database within ${ms} ms`);
+  }
 }

@@ -1,7 +1,7 @@
 // Webhook endpoints. Secrets are stored encrypted by the caller (the keyring lives above the
 // data layer); this module only moves ciphertext.
 import { and, desc, eq, sql } from 'drizzle-orm';
-import { createBatcher, type Batcher } from './batching.js';
+import { createBatcher, type Batcher, type LookupOptions } from './batching.js';
 import type { DbOrTx } from './client.js';
 import { afterCursor, toPage, type Page } from './pagination.js';
 import { agents, webhooks } from './schema.js';
@@ -41,7 +41,7 @@ export async function getWebhook(db: DbOrTx, organizationId: string, id: string)
  * share one query (see batching.ts), and the row is read for every request, so a disable, delete
  * or secret rotation is seen at once, by every instance.
  */
-export function webhookIngestLookup(db: DbOrTx, options = { maxBatch: 100, maxInFlight: 4 }): Batcher<string, Webhook | null> {
+export function webhookIngestLookup(db: DbOrTx, options: LookupOptions = {}): Batcher<string, Webhook | null> {
   // Prepared once: the SQL is built a single time and the batch's ids travel as one array parameter.
   const query = db
     .select()
@@ -49,6 +49,8 @@ export function webhookIngestLookup(db: DbOrTx, options = { maxBatch: 100, maxIn
     .where(sql`${webhooks.id} = any(${sql.placeholder('ids')}::uuid[])`)
     .prepare('webhooks_for_ingest');
   return createBatcher<string, Webhook | null>({
+    maxBatch: 100,
+    maxInFlight: 4,
     ...options,
     async run(ids) {
       const rows = await query.execute({ ids: [...new Set(ids)] });

@@ -52,7 +52,7 @@ export default fp<{ config: Config }>(
     // status (a few writes per AGENT_OFFLINE_AFTER_S), never on every call.
     const seenIntervalMs = Math.min(15_000, (config.agentOfflineAfterS * 1000) / 4);
     const lastSeenWrite = new Map<string, number>();
-    const credentials = agentCredentialLookup(app.db);
+    const credentials = agentCredentialLookup(app.db, { timeoutMs: config.databaseWaitTimeoutMs });
 
     app.decorateRequest('agentAuthCounted', false);
 

@@ -2,6 +2,7 @@
 // one answer per call.
 import t from 'tap';
 import { createBatcher, type Settled } from '../../src/db/batching.js';
+import { DatabaseWaitTimeout, isDatabaseUnavailable } from '../../src/db/errors.js';
 
 const echo = async (items: number[]): Promise<Settled<number>[]> => items.map((value) => ({ ok: true, value: value * 2 }));
 
@@ -72,4 +73,36 @@ t.test('a failing batch rejects its calls, and per-item failures reach only thei
   t.same(mixed.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
   const short = createBatcher<number, number>({ maxBatch: 10, maxInFlight: 1, run: async () => [] });
   await t.rejects(short.call(1), /fewer results/);
+});
+
+t.test('timeoutMs: a call the database does not answer in time rejects as unavailable; one not sent yet never is', async (t) => {
+  const sent: number[][] = [];
+  let release = () => {};
+  const batcher = createBatcher<number, number>({
+    maxBatch: 1,
+    maxInFlight: 1,
+    timeoutMs: 50,
+    run: (items) => {
+      sent.push(items);
+      return new Promise((resolve) => (release = () => resolve(items.map((value) => ({ ok: true, value })))));
+    },
+  });
+  const started = Date.now();
+  const [first, second] = await Promise.allSettled([batcher.call(1), batcher.call(2)]);
+  t.ok(Date.now() - started < 1000, 'answered at the deadline, not when the database is');
+  for (const outcome of [first, second]) {
+    t.equal(outcome.status, 'rejected');
+    const error = (outcome as PromiseRejectedResult).reason;
+    t.ok(error instanceof DatabaseWaitTimeout);
+    t.ok(isDatabaseUnavailable(error), 'answered 503 by the error handler');
+  }
+  release();
+  await new Promise((resolve) => setImmediate(resolve));
+  t.same(sent, [[1]], 'the queued call was dropped, not sent after its caller gave up');
+  t.equal(await batcher.call(3).catch(() => 'late'), 'late', 'a later call against the stalled database times out too');
+});
+
+t.test('timeoutMs: answers in time clear their timer and keep their value', async (t) => {
+  const batcher = createBatcher<number, number>({ maxBatch: 10, maxInFlight: 1, timeoutMs: 1000, run: echo });
+  t.same(await Promise.all([1, 2].map((n) => batcher.call(n))), [2, 4]);
 });

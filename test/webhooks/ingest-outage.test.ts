@@ -28,3 +28,24 @@ t.test('ingest answers 503 unavailable with Retry-After while Postgres is unreac
   }
   t.equal(status, 202, 'accepted again once the database is back');
 });
+
+t.test('a database that accepts but does not answer: ingest answers 503 before REQUEST_TIMEOUT_MS, not when it answers', { skip: TEST_DATABASE_URL ? false : 'needs TEST_DATABASE_URL' }, async (t) => {
+  const target = new URL(TEST_DATABASE_URL!);
+  const proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
+  t.teardown(() => proxy.close());
+  const app = await build(t, { database: 'own', env: { DATABASE_URL: proxiedUrl(TEST_DATABASE_URL!, proxy), REQUEST_TIMEOUT_MS: '1500' } });
+  const org = await createOrg(app);
+  const hook = await createWebhook(app, org.adminKey);
+  const body = '{"stalled":true}';
+  const headers = await githubHeaders(hook.secret, body);
+  t.equal((await app.inject({ method: 'POST', url: hook.url, headers, payload: body })).statusCode, 202);
+  proxy.setDelay(4000);
+  const started = Date.now();
+  const stalled = await app.inject({ method: 'POST', url: hook.url, headers, payload: body });
+  const waited = Date.now() - started;
+  t.equal(stalled.statusCode, 503);
+  t.equal(stalled.json().code, 'unavailable');
+  t.ok(stalled.headers['retry-after']);
+  t.ok(waited >= 900 && waited < 1500, `answered after ${waited} ms: REQUEST_TIMEOUT_MS less the margin to answer`);
+  proxy.setDelay(0);
+});

@@ -39,7 +39,7 @@ const agentDeliveries: FastifyPluginAsync = async (instance) => {
   authenticateAll(instance, 'agentToken');
   const maxAttempts = app.config.webhookMaxAttempts;
   // Concurrent acks (from any agents) share one UPDATE and one commit.
-  const acks = ackWriter(app.db);
+  const acks = ackWriter(app.db, { timeoutMs: app.config.databaseWaitTimeoutMs });
 
   const finished = (id: string, outcome: Awaited<ReturnType<typeof finishDelivery>>) => {
     if (outcome === 'not_found') throw new AppError('not_found', { detail: 'No such delivery for this agent' });

@@ -64,8 +64,8 @@ const hooks: FastifyPluginAsync = async (instance) => {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.webhookMaxPayloadBytes }, (_request, body, done) => done(null, body));
   app.decorateRequest('webhook', null);
-  const lookup = webhookIngestLookup(app.db);
-  const writer = deliveryWriter(app.db, BATCH);
+  const lookup = webhookIngestLookup(app.db, { timeoutMs: config.databaseWaitTimeoutMs });
+  const writer = deliveryWriter(app.db, { ...BATCH, timeoutMs: config.databaseWaitTimeoutMs });
   const decrypt = decryptCache(app.keyring);
 
   const countFailure = (request: FastifyRequest, webhook: Webhook, reason: string) => {
