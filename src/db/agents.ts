@@ -1,6 +1,6 @@
 // Agents and their tokens. Tokens are found by public id (one indexed query) and stored hashed.
 import { and, desc, eq, gt, isNotNull, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
-import { createBatcher, type Batcher, type LookupOptions } from './batching.js';
+import { createBatcher, type Batcher, type BatchTuning } from './batching.js';
 import type { DbOrTx } from './client.js';
 import { afterCursor, toPage, type Page } from './pagination.js';
 import { agents, agentTokens, organizations } from './schema.js';
@@ -130,7 +130,7 @@ export interface AgentCredential {
  * (see batching.ts). Every lookup still reads the database after the request arrived, so a
  * revoked or rotated token is refused at once, on every instance.
  */
-export function agentCredentialLookup(db: DbOrTx, options: LookupOptions = {}): Batcher<string, AgentCredential | null> {
+export function agentCredentialLookup(db: DbOrTx, options: BatchTuning = {}): Batcher<string, AgentCredential | null> {
   // Prepared once: the SQL is built a single time and the batch's ids travel as one array parameter.
   const query = db
     .select({ token: agentTokens, agent: agents, organization: { id: organizations.id, name: organizations.name } })

@@ -25,7 +25,7 @@ export interface BatchOptions<I, R> {
 }
 
 /** What callers of a batched query may tune; each query has its own defaults. */
-export type LookupOptions = Partial<Pick<BatchOptions<unknown, unknown>, 'maxBatch' | 'maxInFlight' | 'timeoutMs'>>;
+export type BatchTuning = Partial<Pick<BatchOptions<unknown, unknown>, 'maxBatch' | 'maxInFlight' | 'timeoutMs'>>;
 
 export interface Batcher<I, R> {
   call(item: I): Promise<R>;

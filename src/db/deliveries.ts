@@ -1,7 +1,7 @@
 // Webhook deliveries: stored once per sender delivery id, leased to agents exclusively, acked,
 // retried, dead-lettered and pruned.
 import { and, desc, eq, inArray, sql } from 'drizzle-orm';
-import { createBatcher, type Batcher, type LookupOptions, type Settled } from './batching.js';
+import { createBatcher, type Batcher, type BatchTuning, type Settled } from './batching.js';
 import type { DbOrTx } from './client.js';
 import { rowsOf } from './client.js';
 import { isDatabaseUnavailable } from './errors.js';
@@ -358,7 +358,7 @@ export async function ackDeliveries(db: DbOrTx, acks: Ack[]): Promise<Settled<Fi
 }
 
 /** Group commit for acks: acks arriving together are written by one ackDeliveries. */
-export function ackWriter(db: DbOrTx, options: LookupOptions = {}): Batcher<Ack, FinishOutcome> {
+export function ackWriter(db: DbOrTx, options: BatchTuning = {}): Batcher<Ack, FinishOutcome> {
   return createBatcher<Ack, FinishOutcome>({ maxBatch: 100, maxInFlight: 2, ...options, run: (acks) => ackDeliveries(db, acks) });
 }
 

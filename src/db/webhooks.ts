@@ -1,7 +1,7 @@
 // Webhook endpoints. Secrets are stored encrypted by the caller (the keyring lives above the
 // data layer); this module only moves ciphertext.
 import { and, desc, eq, sql } from 'drizzle-orm';
-import { createBatcher, type Batcher, type LookupOptions } from './batching.js';
+import { createBatcher, type Batcher, type BatchTuning } from './batching.js';
 import type { DbOrTx } from './client.js';
 import { afterCursor, toPage, type Page } from './pagination.js';
 import { agents, webhooks } from './schema.js';
@@ -41,7 +41,7 @@ export async function getWebhook(db: DbOrTx, organizationId: string, id: string)
  * share one query (see batching.ts), and the row is read for every request, so a disable, delete
  * or secret rotation is seen at once, by every instance.
  */
-export function webhookIngestLookup(db: DbOrTx, options: LookupOptions = {}): Batcher<string, Webhook | null> {
+export function webhookIngestLookup(db: DbOrTx, options: BatchTuning = {}): Batcher<string, Webhook | null> {
   // Prepared once: the SQL is built a single time and the batch's ids travel as one array parameter.
   const query = db
     .select()

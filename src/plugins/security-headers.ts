@@ -17,7 +17,7 @@ export const API_HELMET_OPTIONS = {
 } satisfies HelmetOptions;
 
 /** The headers helmet's middleware sets for `options` (none of ours depends on the request). */
-export function helmetHeaders(options: HelmetOptions): Readonly<Record<string, string>> {
+function helmetHeaders(options: HelmetOptions): Readonly<Record<string, string>> {
   const headers: Record<string, string> = {};
   const response = {
     setHeader(name: string, value: string | number | readonly string[]) {
