@@ -8,6 +8,7 @@ import type { Database } from './db/client.js';
 import { createLogger } from './logger.js';
 import databasePlugin from './plugins/database.js';
 import errorsPlugin, { clientErrorHandler, frameworkErrorHandler } from './plugins/errors.js';
+import livenessFastPath from './plugins/liveness-fast-path.js';
 import metricsPlugin from './plugins/metrics.js';
 import httpPlugin, { requestId } from './plugins/http.js';
 import openapiPlugin from './plugins/openapi.js';
@@ -70,6 +71,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(requestLogPlugin, { config });
   await app.register(databasePlugin, { config, database: options.database });
   await app.register(metricsPlugin);
+  await app.register(livenessFastPath, { config });
 
   await app.register(keyringPlugin, { config });
   await app.register(jobsPlugin, { intervalMs: 60_000 });

@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { PROBLEMS, type ProblemCode } from '../errors.js';
 import { requiredRoleOf, type AuthScheme } from './auth.js';
 import { ProblemSchema } from './errors.js';
-import { API_HELMET_OPTIONS, API_SECURITY_HEADERS } from './security-headers.js';
+import { SHARED_HELMET_OPTIONS, API_SECURITY_HEADERS } from './security-headers.js';
 
 declare module 'fastify' {
   interface FastifySchema {
@@ -27,7 +27,7 @@ type Json = Record<string, unknown>;
 
 /** The reference page may load its own scripts, styles and images, and nothing from elsewhere. */
 const DOCS_HELMET_OPTIONS: FastifyHelmetOptions = {
-  ...API_HELMET_OPTIONS,
+  ...SHARED_HELMET_OPTIONS,
   contentSecurityPolicy: {
     useDefaults: false,
     directives: {

@@ -5,15 +5,34 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import helmet, { type HelmetOptions } from 'helmet';
 
-/** Responses are JSON, never documents: forbid everything a browser could load or frame. */
-export const API_HELMET_OPTIONS = {
+/** What API answers and the /docs pages have in common; /docs adds the headers helmet sets for pages. */
+export const SHARED_HELMET_OPTIONS = {
+  crossOriginResourcePolicy: { policy: 'same-origin' },
+  referrerPolicy: { policy: 'no-referrer' },
+  hsts: { maxAge: 31_536_000, includeSubDomains: true },
+  xFrameOptions: { action: 'deny' },
+} satisfies HelmetOptions;
+
+/**
+ * Responses are JSON, never documents: forbid everything a browser could load or frame. The set
+ * is OWASP's for REST APIs (CSP, HSTS, nosniff, frame denial, plus referrer and resource policy);
+ * helmet's headers that only mean something for HTML pages or retired browsers (COOP,
+ * Origin-Agent-Cluster, X-DNS-Prefetch-Control, X-Download-Options,
+ * X-Permitted-Cross-Domain-Policies, X-XSS-Protection) are left out: every byte of them was
+ * written on every answer, and a probe's answer cost a third more CPU for them.
+ */
+const API_HELMET_OPTIONS = {
+  ...SHARED_HELMET_OPTIONS,
   contentSecurityPolicy: {
     useDefaults: false,
     directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"] },
   },
-  crossOriginResourcePolicy: { policy: 'same-origin' },
-  referrerPolicy: { policy: 'no-referrer' },
-  hsts: { maxAge: 31_536_000, includeSubDomains: true },
+  crossOriginOpenerPolicy: false,
+  originAgentCluster: false,
+  xDnsPrefetchControl: false,
+  xDownloadOptions: false,
+  xPermittedCrossDomainPolicies: false,
+  xXssProtection: false,
 } satisfies HelmetOptions;
 
 /** The headers helmet's middleware sets for `options` (none of ours depends on the request). */

@@ -8,7 +8,8 @@ const health: FastifyPluginAsync<{ readinessTimeoutMs: number }> = async (instan
   const app = instance.withTypeProvider<ZodTypeProvider>();
 
   // Liveness: the process answers. Deliberately checks no dependency, so a database outage
-  // never makes an orchestrator restart healthy processes.
+  // never makes an orchestrator restart healthy processes. Plain probes over HTTP are answered
+  // before Fastify with the same answer (plugins/liveness-fast-path.ts); this route answers the rest.
   app.get('/healthz', { schema: { summary: 'Liveness', response: { 200: HealthResponse } } }, async () => ({ status: 'ok' as const }));
 
   // Readiness: a real database round-trip and every migration applied.
