@@ -8,6 +8,7 @@ import type { PgliteDatabase } from 'drizzle-orm/pglite';
 import type { PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import { chainLegacyAuditEvents } from './audit-chain.js';
 import { rowsOf, type Database, type Db } from './client.js';
+import { requireUtf8Database } from './encoding.js';
 
 // Same relative place from src/db/ and dist/db/.
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../drizzle', import.meta.url));
@@ -16,6 +17,7 @@ export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../drizzle', import.m
 const MIGRATION_LOCK_KEY = 0x5b0a4d;
 
 export async function applyMigrations(database: Database): Promise<void> {
+  await requireUtf8Database(database.db);
   await database.withExclusiveLock(MIGRATION_LOCK_KEY, async () => {
     const config = { migrationsFolder: MIGRATIONS_FOLDER };
     if (database.kind === 'postgres') {

@@ -20,8 +20,12 @@ declare module 'fastify' {
   }
 }
 
-/** Group commit: at most this many deliveries, or this many body bytes, per INSERT; four INSERTs at once. */
-const BATCH = { maxBatch: 64, maxBatchBytes: 1_048_576, maxInFlight: 4 };
+/**
+ * Group commit: at most this many deliveries, or this many body bytes, per INSERT; four INSERTs at
+ * once. The driver builds each INSERT in a buffer that grows by copying, so a large body goes in
+ * an INSERT of its own: with 1 MiB batches, peak RSS under 512 KB deliveries was about 20 MB higher.
+ */
+const BATCH = { maxBatch: 64, maxBatchBytes: 262_144, maxInFlight: 4 };
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const DELIVERY_KEY = /^[\x21-\x7e]{1,200}$/;
