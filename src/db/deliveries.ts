@@ -239,17 +239,25 @@ export async function leaseDeliveries(
            lease_expires_at = now() + make_interval(secs => ${options.leaseSeconds}),
            leased_by_agent_id = ${agentId}
      where d.id in (
+       -- The oldest due deliveries of each of the agent's webhooks (one short walk of the pending
+       -- index per webhook, whatever the organization's backlog for other agents), then the
+       -- oldest of those. Rows locked by a concurrent lease are skipped, never handed out twice.
        select c.id
-         from webhook_deliveries c
-         join webhooks w on w.id = c.webhook_id
-        where c.organization_id = ${organizationId}
-          and w.organization_id = ${organizationId}
+         from webhooks w
+         cross join lateral (
+           select c.id
+             from webhook_deliveries c
+            where c.webhook_id = w.id
+              and c.organization_id = ${organizationId}
+              and c.status = 'pending'
+              and c.available_at <= now()
+            order by c.id
+            limit ${options.limit}
+            for update of c skip locked) c
+        where w.organization_id = ${organizationId}
           and w.agent_id = ${agentId}
-          and c.status = 'pending'
-          and c.available_at <= now()
         order by c.id
-        limit ${options.limit}
-        for update of c skip locked)
+        limit ${options.limit})
     returning d.id`);
   const ids = rowsOf<{ id: string }>(result).map((row) => row.id);
   if (ids.length === 0) return [];

@@ -197,8 +197,9 @@ export const webhookDeliveries = pgTable(
     uniqueIndex('webhook_deliveries_webhook_id_delivery_key_idx').on(t.webhookId, t.deliveryKey).where(sql`${t.deliveryKey} is not null`),
     index('webhook_deliveries_organization_id_webhook_id_id_idx').on(t.organizationId, t.webhookId, t.id),
     index('webhook_deliveries_organization_id_status_available_at_idx').on(t.organizationId, t.status, t.availableAt),
-    // Leasing walks an organization's pending deliveries oldest first without passing the done ones.
-    index('webhook_deliveries_organization_id_id_pending_idx').on(t.organizationId, t.id).where(sql`${t.status} = 'pending'`),
+    // Leasing walks each of the agent's webhooks' pending deliveries oldest first, passing neither
+    // done ones nor those of other webhooks (an organization's backlog for other agents).
+    index('webhook_deliveries_webhook_id_id_pending_idx').on(t.webhookId, t.id).where(sql`${t.status} = 'pending'`),
     index('webhook_deliveries_received_at_idx').on(t.receivedAt),
     // Platform-wide backlog counts and the oldest pending delivery (status endpoints, lease expiry).
     index('webhook_deliveries_status_available_at_idx').on(t.status, t.availableAt),

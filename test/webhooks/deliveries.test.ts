@@ -81,6 +81,32 @@ t.test('an expired lease returns the delivery to pending; after the last attempt
   t.equal(row?.status, 'dead');
 });
 
+t.test('an agent with several webhooks gets the oldest of all of them first, past a backlog routed elsewhere', async (t) => {
+  const { app, org, agent, hook, deliver, lease } = await routed(t);
+  const second = await createWebhook(app, org.adminKey, { agent_id: agent.id });
+  const otherAgent = await createAgent(app, org.adminKey);
+  const elsewhere = await createWebhook(app, org.adminKey, { agent_id: otherAgent.id });
+  const unrouted = await createWebhook(app, org.adminKey);
+  const deliverTo = async (target: { url: string; secret: string }, payload: unknown) => {
+    const body = JSON.stringify(payload);
+    const res = await app.inject({ method: 'POST', url: target.url, headers: await githubHeaders(target.secret, body, { 'x-github-delivery': randomUUID() }), payload: body });
+    t.equal(res.statusCode, 202);
+    return res.json().delivery_id as string;
+  };
+  const mine: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    await deliverTo(elsewhere, { elsewhere: i });
+    await deliverTo(unrouted, { unrouted: i });
+    // The webhook created second gets the older half: the oldest are not in the first webhook.
+    mine.push(i < 2 ? await deliverTo(second, { second: i }) : await deliver({ first: i }));
+  }
+  const first = (await lease(agent.token, { limit: 3 })).json().data;
+  t.same(first.map((item: { id: string }) => item.id), mine.slice(0, 3), 'oldest first across both webhooks');
+  t.same(first.map((item: { webhook_id: string }) => item.webhook_id), [second.id, second.id, hook.id]);
+  t.same((await lease(agent.token, { limit: 10 })).json().data.map((item: { id: string }) => item.id), mine.slice(3), 'then the rest, and nothing routed elsewhere');
+  t.equal((await lease(otherAgent.token, { limit: 10 })).json().data.length, 4, 'the other agent gets its own');
+});
+
 t.test('deliveries only go to the agent their webhook routes to, and tenants cannot touch each other\'s', async (t) => {
   const { app, org, agent, hook, deliver, lease } = await routed(t);
   const other = await createOrg(app);

@@ -1,0 +1,2 @@
+DROP INDEX "webhook_deliveries_organization_id_id_pending_idx";--> statement-breakpoint
+CREATE INDEX "webhook_deliveries_webhook_id_id_pending_idx" ON "webhook_deliveries" USING btree ("webhook_id","id") WHERE "webhook_deliveries"."status" = 'pending';
