@@ -11,10 +11,13 @@ import { loadavg } from 'node:os';
 import autocannon from 'autocannon';
 import postgres from 'postgres';
 
-const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8);
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
+// Each scenario is measured in ROUNDS rounds, each right after its baseline: on a machine shared
+// with other work the speed of both drifts by tens of percent within minutes, and a ratio of two
+// measurements taken seconds apart, the median of three, moves much less than one taken minutes apart.
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
-// Each scenario first runs unmeasured for this long, so it is measured with its code compiled
-// (a server fresh from start-up measured its first scenario up to twice as slow).
+// Each scenario and its baseline first run unmeasured for this long, so they are measured with their code compiled.
 const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 2);
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/switchboard_bench';
 const ADMIN_TOKEN = randomBytes(32).toString('base64url');
@@ -72,18 +75,80 @@ function cpuMicros(pid) {
   return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
-async function load(name, pid, options) {
-  // Stateful scenarios (lease + ack) count their own progress: they are not warmed up.
-  if (WARMUP_S > 0 && !options.requests) await autocannon({ duration: WARMUP_S, connections: CONNECTIONS, ...options });
+/** One measured run of `options` against the process `pid`. */
+async function measure(pid, options) {
   const stop = rssSampler(pid);
   const cpuBefore = cpuMicros(pid);
   const result = await autocannon({ duration: DURATION_S, connections: CONNECTIONS, ...options });
-  // Server CPU per request: unlike requests/s, it hardly moves when other work shares the machine.
-  const cpuUsPerRequest = Math.round(((cpuMicros(pid) - cpuBefore) / Math.max(1, result.requests.total)) * 10) / 10;
-  const peakRssMb = stop();
-  const non2xx = result.non2xx + result.errors + result.timeouts;
-  const row = { name, rps: Math.round(result.requests.average), p50_ms: result.latency.p50, p99_ms: result.latency.p99, peak_rss_mb: peakRssMb, non_2xx: non2xx, cpu_us_per_request: cpuUsPerRequest };
-  process.stdout.write(`${name.padEnd(44)} ${String(row.rps).padStart(7)} req/s  p50 ${row.p50_ms} ms  p99 ${row.p99_ms} ms  rss ${peakRssMb} MB  non-2xx ${non2xx}  cpu ${cpuUsPerRequest} µs/req\n`);
+  // Server CPU per request: it moves less than requests/s when other work shares the machine.
+  const cpuUs = (cpuMicros(pid) - cpuBefore) / Math.max(1, result.requests.total);
+  return {
+    rps: result.requests.average,
+    p50_ms: result.latency.p50,
+    p99_ms: result.latency.p99,
+    peak_rss_mb: stop(),
+    non_2xx: result.non2xx + result.errors + result.timeouts,
+    cpu_us_per_request: cpuUs,
+  };
+}
+
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+};
+const round1 = (n) => Math.round(n * 10) / 10;
+
+/** The median of several runs; RSS is the peak of all of them, non-2xx their sum. */
+function summary(name, runs) {
+  return {
+    name,
+    rps: Math.round(median(runs.map((r) => r.rps))),
+    p50_ms: median(runs.map((r) => r.p50_ms)),
+    p99_ms: median(runs.map((r) => r.p99_ms)),
+    peak_rss_mb: Math.max(...runs.map((r) => r.peak_rss_mb)),
+    non_2xx: runs.reduce((sum, r) => sum + r.non_2xx, 0),
+    cpu_us_per_request: round1(median(runs.map((r) => r.cpu_us_per_request))),
+  };
+}
+
+function print(row, extra = '') {
+  process.stdout.write(
+    `${row.name.padEnd(44)} ${String(row.rps).padStart(7)} req/s  p50 ${row.p50_ms} ms  p99 ${row.p99_ms} ms  rss ${row.peak_rss_mb} MB  non-2xx ${row.non_2xx}  cpu ${row.cpu_us_per_request} µs/req${extra}\n`,
+  );
+}
+
+/**
+ * Measures a scenario against its baseline in ROUNDS rounds (baseline, then scenario) and answers
+ * the scenario's median figures, the median of the per-round ratios, and the baseline's runs.
+ * `onRound` is called before each measured scenario run (stateful scenarios reset their counters).
+ */
+async function compare(name, pid, options, baseline, { warmUp = true, onRound = () => {} } = {}) {
+  if (WARMUP_S > 0) {
+    await autocannon({ duration: WARMUP_S, connections: CONNECTIONS, ...baseline.options });
+    // Stateful scenarios (lease + ack) count their own progress: they are not warmed up.
+    if (warmUp) await autocannon({ duration: WARMUP_S, connections: CONNECTIONS, ...options });
+  }
+  const runs = [];
+  const baselineRuns = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    baselineRuns.push(await measure(baseline.pid, baseline.options));
+    onRound(round);
+    runs.push({ ...(await measure(pid, options)), round });
+  }
+  const ratios = runs.map((r, i) => +(r.rps / baselineRuns[i].rps).toFixed(3));
+  // The baseline's CPU per request over the scenario's: the same ratio, less moved by neighbours.
+  const cpuRatios = runs.map((r, i) => +(baselineRuns[i].cpu_us_per_request / r.cpu_us_per_request).toFixed(3));
+  const row = {
+    ...summary(name, runs),
+    ratio_to_baseline: +median(ratios).toFixed(3),
+    cpu_ratio_to_baseline: +median(cpuRatios).toFixed(3),
+    round_ratios: ratios,
+    round_cpu_ratios: cpuRatios,
+    runs,
+  };
+  print(row, `  ×${row.ratio_to_baseline} (cpu ×${row.cpu_ratio_to_baseline})`);
+  baseline.runs.push(...baselineRuns);
   return row;
 }
 
@@ -132,12 +197,13 @@ async function main() {
   const sql = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
 
   const rows = {};
-  if (run('baseline')) {
-    rows.get = await load('baseline GET (bare Fastify)', baseline.child.pid, { url: 'http://127.0.0.1:18181/' });
-    rows.post = await load('baseline POST 1 KB (bare Fastify)', baseline.child.pid, { url: 'http://127.0.0.1:18181/', method: 'POST', headers: { 'content-type': 'application/json' }, body: body1k });
-  }
-  if (run('healthz')) rows.healthz = await load('GET /healthz', pid, { url: `${base}/healthz` });
-  if (run('auth10')) rows.auth10 = await load(`POST /api/v1/agent/auth (${LEASE_AGENTS} agents)`, pid, { url: `${base}/api/v1/agent/auth`, method: 'POST', headers: { 'x-agent-token': token } });
+  const baselines = {
+    get: { pid: baseline.child.pid, options: { url: 'http://127.0.0.1:18181/' }, runs: [] },
+    post: { pid: baseline.child.pid, options: { url: 'http://127.0.0.1:18181/', method: 'POST', headers: { 'content-type': 'application/json' }, body: body1k }, runs: [] },
+  };
+  const auth = { url: `${base}/api/v1/agent/auth`, method: 'POST', headers: { 'x-agent-token': token } };
+  if (run('healthz')) rows.healthz = await compare('GET /healthz', pid, { url: `${base}/healthz` }, baselines.get);
+  if (run('auth10')) rows.auth10 = await compare(`POST /api/v1/agent/auth (${LEASE_AGENTS} agents)`, pid, auth, baselines.post);
 
   let lookupAgents = 0;
   if (run('auth100k')) {
@@ -147,18 +213,18 @@ async function main() {
     await sql`analyze agents`;
     await sql`analyze agent_tokens`;
     [{ n: lookupAgents }] = await sql`select count(*)::int as n from agent_tokens`;
-    rows.auth100k = await load(`POST /api/v1/agent/auth (${lookupAgents} agents)`, pid, { url: `${base}/api/v1/agent/auth`, method: 'POST', headers: { 'x-agent-token': token } });
+    rows.auth100k = await compare(`POST /api/v1/agent/auth (${lookupAgents} agents)`, pid, auth, baselines.post);
   }
   if (run('ingest1k')) {
-    rows.ingest1k = await load('webhook ingest 1 KB, signed, durable', pid, { url: `${base}/api/v1/hooks/${hook.webhook.id}`, method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': sign(body1k) }, body: body1k });
+    rows.ingest1k = await compare('webhook ingest 1 KB, signed, durable', pid, { url: `${base}/api/v1/hooks/${hook.webhook.id}`, method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': sign(body1k) }, body: body1k }, baselines.post);
   }
   if (run('ingest512k')) {
-    rows.ingest512k = await load('webhook ingest 512 KB, signed, durable', pid, { url: `${base}/api/v1/hooks/${hook.webhook.id}`, method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': sign(body512k) }, body: body512k, connections: 10 });
+    rows.ingest512k = await compare('webhook ingest 512 KB, signed, durable', pid, { url: `${base}/api/v1/hooks/${hook.webhook.id}`, method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': sign(body512k) }, body: body512k, connections: 10 }, baselines.post);
   }
   if (run('lease')) {
-    // One webhook per agent, each pre-seeded with more 1 KB deliveries than a run can drain;
+    // One webhook per agent, each pre-seeded with more 1 KB deliveries than the rounds can drain;
     // every connection is one agent looping: lease up to LEASE_BATCH, ack each, lease again.
-    const perAgent = Math.max(20_000, DURATION_S * 4000);
+    const perAgent = Math.max(20_000, DURATION_S * ROUNDS * 1000);
     for (const agent of agents) {
       const routed = await api('POST', '/api/v1/webhooks', adminKey, { name: `lease-${agent.agent.id}`, agent_id: agent.agent.id });
       await sql`insert into webhook_deliveries (id, organization_id, webhook_id, delivery_key, content_type, body, size, body_sha256, headers, source_ip)
@@ -168,7 +234,8 @@ async function main() {
     }
     await sql`analyze webhook_deliveries`;
     let nextAgent = 0;
-    let acked = 0;
+    let round = 0;
+    const acked = [];
     const tokenOf = (context) => (context.token ??= agents[nextAgent++ % agents.length].token);
     const ackStep = (i) => ({
       method: 'POST',
@@ -178,7 +245,7 @@ async function main() {
         return { ...request, path: `/api/v1/agent/deliveries/${id}/ack`, headers: { 'x-agent-token': tokenOf(context) } };
       },
       onResponse: (status) => {
-        if (status === 200) acked += 1;
+        if (status === 200) acked[round] = (acked[round] ?? 0) + 1;
       },
     });
     const leaseStep = {
@@ -190,15 +257,25 @@ async function main() {
         context.ids = status === 200 ? JSON.parse(body).data.map((d) => d.id) : [];
       },
     };
-    const row = await load(`lease + ack, ${LEASE_AGENTS} agents (deliveries/s)`, pid, {
-      url: base,
-      connections: LEASE_AGENTS,
-      requests: [leaseStep, ...Array.from({ length: LEASE_BATCH }, (_, i) => ackStep(i))],
+    const requests = await compare(
+      `lease + ack, ${LEASE_AGENTS} agents (requests/s)`,
+      pid,
+      { url: base, connections: LEASE_AGENTS, requests: [leaseStep, ...Array.from({ length: LEASE_BATCH }, (_, i) => ackStep(i))] },
+      baselines.post,
+      { warmUp: false, onRound: (n) => (round = n) },
+    );
+    // Per delivery: a lease of up to LEASE_BATCH and one ack each.
+    const perDelivery = requests.runs.map((r) => {
+      const deliveriesPerS = (acked[r.round] ?? 0) / DURATION_S;
+      return { ...r, rps: deliveriesPerS, cpu_us_per_request: (r.cpu_us_per_request * r.rps) / Math.max(1, deliveriesPerS) };
     });
-    const deliveriesPerS = Math.round(acked / DURATION_S);
-    // Per delivery, like the row's rate: a lease of up to 10 and one ack each.
-    rows.lease = { ...row, requests_rps: row.rps, rps: deliveriesPerS, cpu_us_per_request: Math.round(((row.cpu_us_per_request * row.rps) / Math.max(1, deliveriesPerS)) * 10) / 10 };
-    process.stdout.write(`  → ${rows.lease.rps} deliveries leased and acked per second (${row.rps} requests/s)\n`);
+    rows.lease = {
+      ...summary(`lease + ack, ${LEASE_AGENTS} agents (deliveries/s)`, perDelivery),
+      requests_rps: requests.rps,
+      ratio_to_baseline: +(requests.ratio_to_baseline * median(perDelivery.map((r) => r.rps)) / requests.rps).toFixed(3),
+      cpu_ratio_to_baseline: +(requests.cpu_ratio_to_baseline * median(perDelivery.map((r) => r.rps)) / requests.rps).toFixed(3),
+    };
+    process.stdout.write(`  → ${rows.lease.rps} deliveries leased and acked per second (${requests.rps} requests/s)\n`);
   }
   await sql.end();
 
@@ -211,37 +288,34 @@ async function main() {
     process.stdout.write('\nBENCH_ONLY set: results not written\n');
     return;
   }
-  const ratios = Object.entries(rows).map(([key, row]) => {
-    const baselineRow = key === 'get' || key === 'healthz' ? rows.get : rows.post;
-    return {
-      key,
-      ...row,
-      ratio_to_baseline: +(row.rps / baselineRow.rps).toFixed(3),
-      // The baseline's CPU per request over this scenario's: the same ratio, less moved by noisy neighbours.
-      cpu_ratio_to_baseline: +(baselineRow.cpu_us_per_request / row.cpu_us_per_request).toFixed(3),
-    };
-  });
+  const baselineRows = {
+    get: { ...summary('baseline GET (bare Fastify)', baselines.get.runs), ratio_to_baseline: 1, cpu_ratio_to_baseline: 1 },
+    post: { ...summary('baseline POST 1 KB (bare Fastify)', baselines.post.runs), ratio_to_baseline: 1, cpu_ratio_to_baseline: 1 },
+  };
+  const ratios = Object.entries({ ...baselineRows, ...rows }).map(([key, { runs, ...row }]) => ({ key, ...row }));
   const results = {
     measured_at: new Date().toISOString(),
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version, loadavg_at_start: LOADAVG },
     duration_s: DURATION_S,
+    rounds: ROUNDS,
     connections: CONNECTIONS,
     scenarios: ratios,
     lookup_agents: lookupAgents,
-    lookup_100k_vs_10: +(rows.auth100k.rps / rows.auth10.rps).toFixed(3),
+    // Each against its own baselines: the machine's drift between the two scenarios cancels out.
+    lookup_100k_vs_10: +(rows.auth100k.ratio_to_baseline / rows.auth10.ratio_to_baseline).toFixed(3),
   };
   writeFileSync('bench/results.json', `${JSON.stringify(results, null, 2)}\n`);
   const table = [
-    `Measured ${results.measured_at} on ${results.machine.cpus} cores, Node ${results.machine.node}, load average ${LOADAVG.join(' / ')} at start; autocannon, ${CONNECTIONS} connections (10 for 512 KB and lease + ack), ${DURATION_S} s each after ${WARMUP_S} s unmeasured (lease + ack: no warm-up), load generator on the same machine.`,
+    `Measured ${results.measured_at} on ${results.machine.cpus} cores, Node ${results.machine.node}, load average ${LOADAVG.join(' / ')} at start; autocannon on the same machine, ${CONNECTIONS} connections (10 for 512 KB and lease + ack).`,
+    `Each scenario: ${WARMUP_S} s unmeasured with its baseline (lease + ack: baseline only), then ${ROUNDS} rounds of ${DURATION_S} s of the baseline followed by ${DURATION_S} s of the scenario. Figures are medians over the rounds (peak RSS: the highest), ratios the median of the per-round ratios; baseline rows are the medians of all their runs.`,
     '',
     '| scenario | req/s | × baseline | p50 ms | p99 ms | peak RSS MB | non-2xx | server CPU µs/req | CPU × baseline |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...ratios.map((r) => `| ${r.name} | ${r.rps} | ${r.ratio_to_baseline} | ${r.p50_ms} | ${r.p99_ms} | ${r.peak_rss_mb} | ${r.non_2xx} | ${r.cpu_us_per_request} | ${r.cpu_ratio_to_baseline} |`),
     '',
-    `Agent-token lookup at ${lookupAgents} agents vs ${LEASE_AGENTS}: ${results.lookup_100k_vs_10}× the requests/s.`,
+    `Agent-token lookup at ${lookupAgents} agents vs ${LEASE_AGENTS}: ${results.lookup_100k_vs_10}× the requests/s (the ratio of their ratios to the baseline).`,
     'GET rows are compared with the baseline GET, the others with the baseline 1 KB POST. "CPU × baseline" is the',
-    "baseline's server CPU time per request over the scenario's (user + system, from /proc): requests/s moves with",
-    'whatever else shares the machine, CPU per request much less. The lease + ack row counts',
+    "baseline's server CPU time per request over the scenario's (user + system, from /proc). The lease + ack row counts",
     `deliveries leased and acked per second (${rows.lease.requests_rps} requests/s: one lease of up to ${LEASE_BATCH}, then one ack each).`,
     '',
   ].join('\n');
