@@ -1,7 +1,7 @@
 // GET /healthz is answered by the HTTP server itself, before Fastify. A liveness probe needs no
 // routing, hooks, validation or serialization, orchestrators and load balancers send many of
 // them, and through Fastify a probe cost about twice the CPU of a bare server's answer (see
-// bench/RESULTS.md). The answer is assembled once from the parts every Fastify answer gets
+// docs/operations/README.md#where-the-time-goes). The answer is assembled once from the parts every Fastify answer gets
 // (security headers, Cache-Control, a request id) and counted in the same request histogram;
 // test/health/liveness-fast-path.test.ts compares it with the route's answer header by header.
 // Anything out of the ordinary goes to Fastify as before: another method or URL (a query string
@@ -15,9 +15,9 @@ import type { Config } from '../config.js';
 import { requestId } from './http.js';
 import { API_SECURITY_HEADERS } from './security-headers.js';
 
-export const LIVENESS_PATH = '/healthz';
+const LIVENESS_PATH = '/healthz';
 /** What the /healthz route answers (routes/health), serialized. */
-export const LIVENESS_BODY = JSON.stringify({ status: 'ok' });
+const LIVENESS_BODY = JSON.stringify({ status: 'ok' });
 
 type RequestListener = (request: IncomingMessage, response: ServerResponse) => void;
 

@@ -18,8 +18,9 @@ export const SHARED_HELMET_OPTIONS = {
  * is OWASP's for REST APIs (CSP, HSTS, nosniff, frame denial, plus referrer and resource policy);
  * helmet's headers that only mean something for HTML pages or retired browsers (COOP,
  * Origin-Agent-Cluster, X-DNS-Prefetch-Control, X-Download-Options,
- * X-Permitted-Cross-Domain-Policies, X-XSS-Protection) are left out: every byte of them was
- * written on every answer, and a probe's answer cost a third more CPU for them.
+ * X-Permitted-Cross-Domain-Policies, X-XSS-Protection) are left out: they are written on every
+ * answer, and on a bare Node server helmet's 12 headers cost 35–85 % more CPU per answer than
+ * none, the 6 kept 25–40 % (two runs each).
  */
 const API_HELMET_OPTIONS = {
   ...SHARED_HELMET_OPTIONS,
