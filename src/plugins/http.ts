@@ -39,6 +39,13 @@ export function requestId(req: IncomingMessage): string {
   return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
 }
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** True once app.close() has begun: answers end their connection, probes go through Fastify. */
+    isClosing(): boolean;
+  }
+}
+
 export default fp<{ config: Config }>(
   async (app, { config }) => {
     // Synchronous, first of all hooks: even a request refused by authentication carries them.
@@ -76,6 +83,7 @@ export default fp<{ config: Config }>(
     app.addHook('preClose', async () => {
       closing = true;
     });
+    app.decorate('isClosing', () => closing);
     app.addHook('onSend', (request, reply, payload, done) => {
       reply.header('x-request-id', request.id);
       if (closing) reply.header('connection', 'close');

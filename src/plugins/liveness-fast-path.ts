@@ -30,18 +30,12 @@ export default fp<{ config: Config }>(
     for (const [name, value] of Object.entries(API_SECURITY_HEADERS)) fixedHeaders.push(name, value);
     fixedHeaders.push('content-type', 'application/json; charset=utf-8', 'cache-control', 'no-store', 'content-length', String(Buffer.byteLength(LIVENESS_BODY)));
 
-    let closing = false;
-    app.addHook('preClose', (done) => {
-      closing = true;
-      done();
-    });
-
     const listeners = app.server.listeners('request') as RequestListener[];
     if (listeners.length !== 1) throw new Error(`expected Fastify's one request listener on the HTTP server, found ${listeners.length}`);
     const fastify = listeners[0]!;
     app.server.removeListener('request', fastify);
     app.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
-      if (request.url !== LIVENESS_PATH || request.method !== 'GET' || closing || request.headers.origin !== undefined) {
+      if (request.url !== LIVENESS_PATH || request.method !== 'GET' || app.isClosing() || request.headers.origin !== undefined) {
         fastify(request, response);
         return;
       }
