@@ -1,9 +1,10 @@
 // GET /healthz is answered by the HTTP server itself, before Fastify. A liveness probe needs no
 // routing, hooks, validation or serialization, orchestrators and load balancers send many of
 // them, and through Fastify a probe cost about twice the CPU of a bare server's answer (see
-// docs/operations/README.md#where-the-time-goes). The answer is assembled once from the parts every Fastify answer gets
-// (security headers, Cache-Control, a request id) and counted in the same request histogram;
-// test/health/liveness-fast-path.test.ts compares it with the route's answer header by header.
+// docs/operations/README.md#where-the-time-goes). The answer is assembled once from the parts
+// every Fastify answer gets (security headers, Cache-Control, a request id) and counted in the
+// same request histogram; test/health/liveness-fast-path.test.ts compares it with the route's
+// answer header by header.
 // Anything out of the ordinary goes to Fastify as before: another method or URL (a query string
 // too), an Origin header (CORS), probe logging switched on, or a server that is closing (Fastify
 // then answers 503 and closes the connection). The route stays registered for those, for
