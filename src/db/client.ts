@@ -1,6 +1,7 @@
 // One Database handle over either a real Postgres server (the `postgres` driver) or embedded
 // Postgres (PGlite, persisted under DATA_DIR). Everything above this file sees only `Db`.
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'drizzle-orm';
@@ -21,6 +22,8 @@ export interface Database {
   readonly db: Db;
   /** Connections this handle may open at once (the pool size; 1 for the embedded database). */
   readonly poolMax: number;
+  /** The driver's own client, for what drizzle cannot express (COPY); null for the embedded database. */
+  readonly sql: postgres.Sql | null;
   /** Runs `fn` while holding a cluster-wide lock, so concurrent instances serialize (e.g. migrations). */
   withExclusiveLock<T>(key: number, fn: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -57,12 +60,15 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
     max_lifetime: 60 * 30,
     onnotice: () => {},
     connection: { application_name: 'switchboard' },
+    // "Custom socket" in the driver's README; its types do not declare the option.
+    ...({ socket: noDelaySocket() } as object),
   });
   const db = drizzlePostgres(client, { schema }) as unknown as Db;
   return {
     kind: 'postgres',
     db,
     poolMax: options.poolMax,
+    sql: client,
     async withExclusiveLock(key, fn) {
       const conn = await client.reserve();
       try {
@@ -77,6 +83,24 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
       }
     },
     close: once(() => client.end({ timeout: 5 })),
+  };
+}
+
+/**
+ * The driver's sockets, with Nagle's algorithm off (TCP_NODELAY), as libpq and node-postgres set
+ * them: a message written in several parts, such as COPY data and its CopyDone, otherwise waits
+ * for the server's delayed ACK (40 ms a COPY here). The socket is handed over while it connects
+ * and the driver does the rest as with its own: TLS, the connect timeout, errors and reconnects.
+ * Several hosts are tried in turn, as the driver does.
+ */
+function noDelaySocket(): (options: { host: string[]; port: number[]; path: string | false }) => Socket {
+  let next = 0;
+  return ({ host, port, path }) => {
+    if (path) return connect({ path });
+    const i = next++ % host.length;
+    const socket = connect({ host: host[i]!, port: port[i] ?? port[0]!, noDelay: true });
+    // The driver reads these for TLS server name checks, as it sets them on its own sockets.
+    return Object.assign(socket, { host: host[i], port: port[i] ?? port[0] });
   };
 }
 
@@ -102,6 +126,7 @@ export function embeddedDatabase(client: PGlite, release: () => Promise<void> = 
     kind: 'embedded',
     db,
     poolMax: 1,
+    sql: null,
     // One process owns the embedded database, so there is nobody to serialize with.
     withExclusiveLock: (_key, fn) => fn(),
     close: once(async () => {

@@ -2,10 +2,13 @@
 // retried, dead-lettered and pruned.
 import { isUtf8 } from 'node:buffer';
 import { and, desc, eq, inArray, sql, type SQL } from 'drizzle-orm';
+import { PgDialect } from 'drizzle-orm/pg-core';
+import type postgres from 'postgres';
 import { createBatcher, type Batcher, type BatchTuning, type Settled } from './batching.js';
 import type { DbOrTx } from './client.js';
+import { COPY_MIN_BYTES, STAGED_BODIES, withStagedBodies } from './copy-bodies.js';
 import { rowsOf } from './client.js';
-import { isDatabaseUnavailable } from './errors.js';
+import { isDatabaseUnavailable, isPermissionDenied } from './errors.js';
 import { uuidv7 } from './ids.js';
 import { afterCursor, toPage, type Page } from './pagination.js';
 import { webhookDeliveries, webhooks } from './schema.js';
@@ -38,7 +41,8 @@ const keyOf = (input: NewDelivery) => (input.deliveryKey === null ? null : `${in
  * id. If the batch fails as a whole, every delivery is retried on its own, so one bad row only
  * fails itself.
  */
-export async function storeDeliveries(db: DbOrTx, inputs: NewDelivery[], retryVanished = true): Promise<Settled<StoredDelivery>[]> {
+export async function storeDeliveries(db: DbOrTx, inputs: NewDelivery[], options: StoreOptions = {}): Promise<Settled<StoredDelivery>[]> {
+  const copy = options.copy ?? null;
   // Within the batch the first of each delivery key is stored; the others repeat it.
   const leaderOf = new Map<string, number>();
   const leaders: number[] = [];
@@ -53,11 +57,11 @@ export async function storeDeliveries(db: DbOrTx, inputs: NewDelivery[], retryVa
   const ids = leaders.map(() => uuidv7());
   let inserted: Set<string>;
   try {
-    inserted = new Set(await insertDeliveries(db, leaders.map((i, n) => ({ id: ids[n]!, input: inputs[i]! }))));
+    inserted = new Set(await insertDeliveries(db, leaders.map((i, n) => ({ id: ids[n]!, input: inputs[i]! })), copy));
   } catch (error) {
     // Row by row only when a row's data was refused; an outage fails the batch as a whole (503 each).
     if (inputs.length === 1 || isDatabaseUnavailable(error)) return inputs.map(() => ({ ok: false, error }));
-    return Promise.all(inputs.map(async (input) => (await storeDeliveries(db, [input]))[0]!));
+    return Promise.all(inputs.map(async (input) => (await storeDeliveries(db, [input], { copy }))[0]!));
   }
   const results = new Map<number, Settled<StoredDelivery>>();
   const conflicts: number[] = [];
@@ -68,7 +72,7 @@ export async function storeDeliveries(db: DbOrTx, inputs: NewDelivery[], retryVa
   if (conflicts.length > 0) {
     // The inserted rows are committed whatever happens here: their answers stand.
     try {
-      for (const [i, result] of await resolveConflicts(db, inputs, conflicts, retryVanished)) results.set(i, result);
+      for (const [i, result] of await resolveConflicts(db, inputs, conflicts, { copy, retryVanished: options.retryVanished ?? true })) results.set(i, result);
     } catch (error) {
       for (const i of conflicts) results.set(i, { ok: false, error });
     }
@@ -80,7 +84,12 @@ export async function storeDeliveries(db: DbOrTx, inputs: NewDelivery[], retryVa
 }
 
 /** The original ids of deliveries whose key was already stored. */
-async function resolveConflicts(db: DbOrTx, inputs: NewDelivery[], conflicts: number[], retryVanished: boolean): Promise<Map<number, Settled<StoredDelivery>>> {
+async function resolveConflicts(
+  db: DbOrTx,
+  inputs: NewDelivery[],
+  conflicts: number[],
+  { copy, retryVanished }: { copy: CopyTarget | null; retryVanished: boolean },
+): Promise<Map<number, Settled<StoredDelivery>>> {
   const results = new Map<number, Settled<StoredDelivery>>();
   const keys = JSON.stringify(
     conflicts.map((i) => ({ organization_id: inputs[i]!.organizationId, webhook_id: inputs[i]!.webhookId, delivery_key: inputs[i]!.deliveryKey })),
@@ -101,7 +110,7 @@ async function resolveConflicts(db: DbOrTx, inputs: NewDelivery[], conflicts: nu
   // The conflicting row was deleted in between (retention): store these again, once.
   if (vanished.length > 0) {
     const again = retryVanished
-      ? await storeDeliveries(db, vanished.map((i) => inputs[i]!), false)
+      ? await storeDeliveries(db, vanished.map((i) => inputs[i]!), { copy, retryVanished: false })
       : vanished.map(() => ({ ok: false as const, error: new Error('the conflicting delivery vanished twice') }));
     vanished.forEach((i, n) => results.set(i, again[n]!));
   }
@@ -121,12 +130,35 @@ function bodyParameter(body: Buffer): SQL {
     : sql`decode(${body.toString('base64')}::text, 'base64')`;
 }
 
+export interface StoreOptions {
+  copy?: CopyTarget | null;
+  /** Store again, once, a delivery whose conflicting row vanished meanwhile (retention). */
+  retryVanished?: boolean;
+}
+
+/** Where large batches of bodies may go by COPY (Postgres only; never while in a transaction of the caller's). */
+export interface CopyTarget {
+  sql: postgres.Sql;
+  /** The longest wait for the COPY to complete (see withStagedBodies). */
+  timeoutMs: number;
+  /**
+   * Called once if the database role may not create the temporary staging table (no TEMPORARY
+   * privilege on the database); from then on every body goes as a parameter.
+   */
+  onRefused?(error: unknown): void;
+  refused?: boolean;
+}
+
+const dialect = new PgDialect();
+
 /**
  * One INSERT for many rows. The small columns travel as one JSON parameter that
- * json_to_recordset unpacks (no per-row query building in JavaScript); the bodies travel as
- * parameters of their own, matched by position. Answers the ids actually inserted.
+ * json_to_recordset unpacks (no per-row query building in JavaScript). The bodies travel as
+ * parameters of their own, matched by position, or, when they add up to COPY_MIN_BYTES and a
+ * CopyTarget is given, by COPY into a staging table in the same transaction as the INSERT.
+ * Answers the ids actually inserted.
  */
-async function insertDeliveries(db: DbOrTx, rows: { id: string; input: NewDelivery }[]): Promise<string[]> {
+async function insertDeliveries(db: DbOrTx, rows: { id: string; input: NewDelivery }[], copy: CopyTarget | null): Promise<string[]> {
   const json = JSON.stringify(
     rows.map(({ id, input }, n) => ({
       n: n + 1,
@@ -141,19 +173,38 @@ async function insertDeliveries(db: DbOrTx, rows: { id: string; input: NewDelive
       source_ip: input.sourceIp,
     })),
   );
-  const bodies = sql.join(
-    rows.map(({ input }) => bodyParameter(input.body)),
-    sql`, `,
-  );
-  const result = await db.execute(sql`
+  /** `bodies` is a relation b(body, n). */
+  const insert = (bodies: SQL) => sql`
     insert into webhook_deliveries (id, organization_id, webhook_id, delivery_key, content_type, body, size, body_sha256, headers, source_ip)
     select r.id, r.organization_id, r.webhook_id, r.delivery_key, r.content_type, b.body, r.size, r.body_sha256, r.headers, r.source_ip
       from json_to_recordset((${json}::text)::json)
         as r(n integer, id uuid, organization_id uuid, webhook_id uuid, delivery_key text, content_type text, size integer, body_sha256 text, headers jsonb, source_ip text)
-      join unnest(array[${bodies}]) with ordinality as b(body, n) on b.n = r.n
+      join ${bodies} on b.n = r.n
      order by r.n
     on conflict (webhook_id, delivery_key) where delivery_key is not null do nothing
-    returning id`);
+    returning id`;
+  const bodyBytes = rows.reduce((total, { input }) => total + input.body.length, 0);
+  if (copy && !copy.refused && bodyBytes >= COPY_MIN_BYTES) {
+    const statement = dialect.sqlToQuery(insert(sql.raw(`${STAGED_BODIES} b`)));
+    try {
+      const inserted = await withStagedBodies<{ id: string }>(
+        copy.sql,
+        rows.map(({ input }) => input.body),
+        statement,
+        copy.timeoutMs,
+      );
+      return inserted.map((row) => row.id);
+    } catch (error) {
+      if (!isPermissionDenied(error)) throw error;
+      copy.refused = true;
+      copy.onRefused?.(error);
+    }
+  }
+  const bodies = sql.join(
+    rows.map(({ input }) => bodyParameter(input.body)),
+    sql`, `,
+  );
+  const result = await db.execute(insert(sql`unnest(array[${bodies}]) with ordinality as b(body, n)`));
   return rowsOf<{ id: string }>(result).map((row) => row.id);
 }
 
@@ -166,6 +217,8 @@ export interface DeliveryWriterOptions {
   maxInFlight: number;
   /** See BatchOptions.timeoutMs. */
   timeoutMs?: number | undefined;
+  /** Large batches go by COPY through this client (Postgres only). */
+  copy?: CopyTarget | null;
 }
 
 /**
@@ -180,7 +233,7 @@ export function deliveryWriter(db: DbOrTx, options: DeliveryWriterOptions): Batc
     maxWeight: options.maxBatchBytes,
     weight: (input) => input.body.length,
     timeoutMs: options.timeoutMs,
-    run: (inputs) => storeDeliveries(db, inputs),
+    run: (inputs) => storeDeliveries(db, inputs, { copy: options.copy ?? null }),
   });
 }
 

@@ -28,6 +28,11 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return false;
 }
 
+/** SQLSTATE 42501: the database role lacks a privilege the statement needs. */
+export function isPermissionDenied(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === '42501';
+}
+
 /**
  * A request waited longer for the database than it may (see Config.databaseWaitTimeoutMs): it is
  * answered 503 so the client retries, while the query it joined may still complete.

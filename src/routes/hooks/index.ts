@@ -22,8 +22,8 @@ declare module 'fastify' {
 
 /**
  * Group commit: at most this many deliveries, or this many body bytes, per INSERT; four INSERTs at
- * once. The driver builds each INSERT in a buffer that grows by copying, so a large body goes in
- * an INSERT of its own: with 1 MiB batches, peak RSS under 512 KB deliveries was about 20 MB higher.
+ * once. A large body goes in a batch of its own. On Postgres a batch of 64 KB of bodies or more
+ * goes by COPY (db/copy-bodies.ts); bodies sent as parameters are copied whole several times.
  */
 const BATCH = { maxBatch: 64, maxBatchBytes: 262_144, maxInFlight: 4 };
 
@@ -69,7 +69,16 @@ const hooks: FastifyPluginAsync = async (instance) => {
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.webhookMaxPayloadBytes }, (_request, body, done) => done(null, body));
   app.decorateRequest('webhook', null);
   const lookup = webhookIngestLookup(app.db, { timeoutMs: config.databaseWaitTimeoutMs });
-  const writer = deliveryWriter(app.db, { ...BATCH, timeoutMs: config.databaseWaitTimeoutMs });
+  const writer = deliveryWriter(app.db, {
+    ...BATCH,
+    timeoutMs: config.databaseWaitTimeoutMs,
+    copy: app.database.sql && {
+      sql: app.database.sql,
+      timeoutMs: config.databaseWaitTimeoutMs,
+      onRefused: (err) =>
+        app.log.warn({ err }, 'large webhook bodies now go to the database as parameters, which takes more memory: the database role may not create temporary tables (GRANT TEMPORARY ON DATABASE …, then restart)'),
+    },
+  });
   const decrypt = decryptCache(app.keyring);
 
   const countFailure = (request: FastifyRequest, webhook: Webhook, reason: string) => {
