@@ -6,8 +6,8 @@ import { PgDialect } from 'drizzle-orm/pg-core';
 import type postgres from 'postgres';
 import { createBatcher, type Batcher, type BatchTuning, type Settled } from './batching.js';
 import type { DbOrTx } from './client.js';
-import { COPY_MIN_BYTES, STAGED_BODIES, withStagedBodies } from './copy-bodies.js';
 import { rowsOf } from './client.js';
+import { COPY_MIN_BYTES, STAGED_BODIES, withStagedBodies } from './copy-bodies.js';
 import { isDatabaseUnavailable, isPermissionDenied } from './errors.js';
 import { uuidv7 } from './ids.js';
 import { afterCursor, toPage, type Page } from './pagination.js';
@@ -146,9 +146,10 @@ export interface CopyTarget {
    * privilege on the database); from then on every body goes as a parameter.
    */
   onRefused?(error: unknown): void;
-  refused?: boolean;
 }
 
+/** Targets whose role may not create the staging table: they take the parameter path from then on. */
+const refusedTargets = new WeakSet<CopyTarget>();
 const dialect = new PgDialect();
 
 /**
@@ -184,7 +185,7 @@ async function insertDeliveries(db: DbOrTx, rows: { id: string; input: NewDelive
     on conflict (webhook_id, delivery_key) where delivery_key is not null do nothing
     returning id`;
   const bodyBytes = rows.reduce((total, { input }) => total + input.body.length, 0);
-  if (copy && !copy.refused && bodyBytes >= COPY_MIN_BYTES) {
+  if (copy && !refusedTargets.has(copy) && bodyBytes >= COPY_MIN_BYTES) {
     const statement = dialect.sqlToQuery(insert(sql.raw(`${STAGED_BODIES} b`)));
     try {
       const inserted = await withStagedBodies<{ id: string }>(
@@ -196,7 +197,7 @@ async function insertDeliveries(db: DbOrTx, rows: { id: string; input: NewDelive
       return inserted.map((row) => row.id);
     } catch (error) {
       if (!isPermissionDenied(error)) throw error;
-      copy.refused = true;
+      refusedTargets.add(copy);
       copy.onRefused?.(error);
     }
   }
