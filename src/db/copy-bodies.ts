@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import type postgres from 'postgres';
 import { DatabaseWaitTimeout } from './errors.js';
+import { withTimeout } from './health.js';
 
 /** A batch whose bodies add up to at least this many bytes goes by COPY; smaller ones as parameters (one round trip). */
 export const COPY_MIN_BYTES = 65_536;
@@ -64,14 +65,5 @@ export async function withStagedBodies<T>(
     await writeAll(stream, copyData(bodies));
     return tx.unsafe(statement.sql, statement.params as postgres.ParameterOrJSON<never>[]);
   });
-  transaction.catch(() => {}); // past the deadline nobody awaits it
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new DatabaseWaitTimeout(timeoutMs)), timeoutMs);
-  });
-  try {
-    return (await Promise.race([transaction, deadline])) as unknown as T[];
-  } finally {
-    clearTimeout(timer);
-  }
+  return (await withTimeout(transaction, timeoutMs, () => new DatabaseWaitTimeout(timeoutMs))) as unknown as T[];
 }

@@ -15,11 +15,14 @@ export interface Readiness {
   checks: Record<string, CheckResult>;
 }
 
-/** Rejects with `timed out after N ms` when `promise` takes longer than `ms`. */
-export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+/**
+ * Rejects with `timed out after N ms` (or the error `timedOut` makes) when `promise` takes longer
+ * than `ms`. The promise itself runs on; a later rejection of it is handled here.
+ */
+export function withTimeout<T>(promise: Promise<T>, ms: number, timedOut = () => new Error(`timed out after ${ms} ms`)): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(timedOut()), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
