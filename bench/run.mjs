@@ -5,7 +5,7 @@
 // profile with `node bench/profile-summary.mjs <dir>/*.cpuprofile`.
 import { spawn } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { loadavg } from 'node:os';
 import autocannon from 'autocannon';
@@ -75,13 +75,41 @@ function cpuMicros(pid) {
   return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
+/**
+ * CPU time used by every PostgreSQL process on this machine (backends, WAL writer, checkpointer),
+ * in microseconds; null when none runs here (BENCH_DATABASE_URL on another host). A backend that
+ * exits during a run takes its time with it: the pool keeps its connections open while loaded.
+ */
+function databaseCpuMicros() {
+  let ticks = 0;
+  let found = false;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    if (!stat.includes(' (postgres) ')) continue;
+    const fields = stat.split(') ')[1].split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]);
+    found = true;
+  }
+  return found ? ticks * 10_000 : null;
+}
+
 /** One measured run of `options` against the process `pid`. */
 async function measure(pid, options) {
   const stop = rssSampler(pid);
   const cpuBefore = cpuMicros(pid);
+  const databaseBefore = databaseCpuMicros();
   const result = await autocannon({ duration: DURATION_S, connections: CONNECTIONS, ...options });
   // Server CPU per request: it moves less than requests/s when other work shares the machine.
   const cpuUs = (cpuMicros(pid) - cpuBefore) / Math.max(1, result.requests.total);
+  const databaseAfter = databaseCpuMicros();
+  // The database shares the same two cores: what it spends per request is as much the scenario's cost.
+  const databaseCpuUs = databaseBefore === null || databaseAfter === null ? null : (databaseAfter - databaseBefore) / Math.max(1, result.requests.total);
   return {
     rps: result.requests.average,
     p50_ms: result.latency.p50,
@@ -89,6 +117,7 @@ async function measure(pid, options) {
     peak_rss_mb: stop(),
     non_2xx: result.non2xx + result.errors + result.timeouts,
     cpu_us_per_request: cpuUs,
+    db_cpu_us_per_request: databaseCpuUs,
   };
 }
 
@@ -109,12 +138,13 @@ function summary(name, runs) {
     peak_rss_mb: Math.max(...runs.map((r) => r.peak_rss_mb)),
     non_2xx: runs.reduce((sum, r) => sum + r.non_2xx, 0),
     cpu_us_per_request: round1(median(runs.map((r) => r.cpu_us_per_request))),
+    db_cpu_us_per_request: runs.some((r) => r.db_cpu_us_per_request === null) ? null : round1(median(runs.map((r) => r.db_cpu_us_per_request))),
   };
 }
 
 function print(row, extra = '') {
   process.stdout.write(
-    `${row.name.padEnd(44)} ${String(row.rps).padStart(7)} req/s  p50 ${row.p50_ms} ms  p99 ${row.p99_ms} ms  rss ${row.peak_rss_mb} MB  non-2xx ${row.non_2xx}  cpu ${row.cpu_us_per_request} µs/req${extra}\n`,
+    `${row.name.padEnd(44)} ${String(row.rps).padStart(7)} req/s  p50 ${row.p50_ms} ms  p99 ${row.p99_ms} ms  rss ${row.peak_rss_mb} MB  non-2xx ${row.non_2xx}  cpu ${row.cpu_us_per_request} µs/req  db cpu ${row.db_cpu_us_per_request ?? '-'} µs/req${extra}\n`,
   );
 }
 
@@ -267,7 +297,8 @@ async function main() {
     // Per delivery: a lease of up to LEASE_BATCH and one ack each.
     const perDelivery = requests.runs.map((r) => {
       const deliveriesPerS = (acked[r.round] ?? 0) / DURATION_S;
-      return { ...r, rps: deliveriesPerS, cpu_us_per_request: (r.cpu_us_per_request * r.rps) / Math.max(1, deliveriesPerS) };
+      const perDelivery = (us) => (us === null ? null : (us * r.rps) / Math.max(1, deliveriesPerS));
+      return { ...r, rps: deliveriesPerS, cpu_us_per_request: perDelivery(r.cpu_us_per_request), db_cpu_us_per_request: perDelivery(r.db_cpu_us_per_request) };
     });
     rows.lease = {
       ...summary(`lease + ack, ${LEASE_AGENTS} agents (deliveries/s)`, perDelivery),
@@ -309,14 +340,15 @@ async function main() {
     `Measured ${results.measured_at} on ${results.machine.cpus} cores, Node ${results.machine.node}, load average ${LOADAVG.join(' / ')} at start; autocannon on the same machine, ${CONNECTIONS} connections (10 for 512 KB and lease + ack).`,
     `Each scenario: ${WARMUP_S} s unmeasured with its baseline (lease + ack: baseline only), then ${ROUNDS} rounds of ${DURATION_S} s of the baseline followed by ${DURATION_S} s of the scenario. Figures are medians over the rounds (peak RSS: the highest), ratios the median of the per-round ratios; baseline rows are the medians of all their runs.`,
     '',
-    '| scenario | req/s | × baseline | p50 ms | p99 ms | peak RSS MB | non-2xx | server CPU µs/req | CPU × baseline |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...ratios.map((r) => `| ${r.name} | ${r.rps} | ${r.ratio_to_baseline} | ${r.p50_ms} | ${r.p99_ms} | ${r.peak_rss_mb} | ${r.non_2xx} | ${r.cpu_us_per_request} | ${r.cpu_ratio_to_baseline} |`),
+    '| scenario | req/s | × baseline | p50 ms | p99 ms | peak RSS MB | non-2xx | server CPU µs/req | CPU × baseline | database CPU µs/req |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...ratios.map((r) => `| ${r.name} | ${r.rps} | ${r.ratio_to_baseline} | ${r.p50_ms} | ${r.p99_ms} | ${r.peak_rss_mb} | ${r.non_2xx} | ${r.cpu_us_per_request} | ${r.cpu_ratio_to_baseline} | ${r.db_cpu_us_per_request ?? '–'} |`),
     '',
     `Agent-token lookup at ${lookupAgents} agents vs ${LEASE_AGENTS}: ${results.lookup_100k_vs_10}× the requests/s (the ratio of their ratios to the baseline).`,
     'GET rows are compared with the baseline GET, the others with the baseline 1 KB POST. "CPU × baseline" is the',
-    "baseline's server CPU time per request over the scenario's (user + system, from /proc). The lease + ack row counts",
-    `deliveries leased and acked per second (${rows.lease.requests_rps} requests/s: one lease of up to ${LEASE_BATCH}, then one ack each).`,
+    "baseline's server CPU time per request over the scenario's (user + system, from /proc). \"Database CPU\" is what all",
+    'PostgreSQL processes on the machine used per request meanwhile (– when the database runs elsewhere). The lease + ack row counts',
+    `deliveries leased and acked per second (${rows.lease.requests_rps} requests/s: one lease of up to ${LEASE_BATCH}, then one ack each), and its CPU per delivery.`,
     '',
   ].join('\n');
   writeFileSync('bench/RESULTS.md', `# Benchmark results\n\nReproduce: \`npm run bench\` (needs a Postgres server; \`BENCH_DATABASE_URL\`, default \`${'postgres://postgres@127.0.0.1:5432/switchboard_bench'}\`, is dropped and re-created).\n\n${table}`);

@@ -4,7 +4,7 @@ import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { sql } from 'drizzle-orm';
+import { sql, type Query } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
@@ -41,6 +41,18 @@ export interface DatabaseOptions {
 export function rowsOf<T>(result: unknown): T[] {
   if (Array.isArray(result)) return result as T[];
   return ((result as { rows?: T[] }).rows ?? []) as T[];
+}
+
+/**
+ * Runs `query` as a named prepared statement. On Postgres the driver then parses and describes it
+ * once per connection and afterwards sends only its parameters: one round trip, no planning. An
+ * ordinary drizzle query is parsed and planned on every call, and takes two round trips (the
+ * driver first asks the server for the parameter types). Only for SQL whose text never changes:
+ * the driver keeps every prepared text for the life of the connection. Embedded, it is an
+ * ordinary query.
+ */
+export async function executePrepared<T>(db: DbOrTx, name: string, query: Query, values: Record<string, unknown>): Promise<T[]> {
+  return rowsOf<T>(await db._.session.prepareQuery(query, undefined, name, false).execute(values));
 }
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {

@@ -6,7 +6,7 @@ import { PgDialect } from 'drizzle-orm/pg-core';
 import type postgres from 'postgres';
 import { createBatcher, type Batcher, type BatchTuning, type Settled } from './batching.js';
 import type { DbOrTx } from './client.js';
-import { rowsOf } from './client.js';
+import { executePrepared, rowsOf } from './client.js';
 import { COPY_MIN_BYTES, STAGED_BODIES, withStagedBodies } from './copy-bodies.js';
 import { isDatabaseUnavailable, isPermissionDenied } from './errors.js';
 import { uuidv7 } from './ids.js';
@@ -117,19 +117,6 @@ async function resolveConflicts(
   return results;
 }
 
-/**
- * A body as a text parameter that Postgres turns back into the same bytes. The driver would send
- * a Buffer as hex, a string twice its size: that, not the work, was most of the memory of large
- * deliveries. UTF-8 text without NUL (JSON, form posts: nearly every delivery) goes as itself and
- * convert_to gives back its exact bytes, since the database encoding is UTF8 (db/encoding.ts);
- * other bytes go as base64, a third larger, decoded by Postgres.
- */
-function bodyParameter(body: Buffer): SQL {
-  return isUtf8(body) && body.indexOf(0) === -1
-    ? sql`convert_to(${body.toString('utf8')}::text, 'UTF8')`
-    : sql`decode(${body.toString('base64')}::text, 'base64')`;
-}
-
 export interface StoreOptions {
   copy?: CopyTarget | null;
   /** Store again, once, a delivery whose conflicting row vanished meanwhile (retention). */
@@ -153,40 +140,57 @@ const refusedTargets = new WeakSet<CopyTarget>();
 const dialect = new PgDialect();
 
 /**
- * One INSERT for many rows. The small columns travel as one JSON parameter that
- * json_to_recordset unpacks (no per-row query building in JavaScript). The bodies travel as
- * parameters of their own, matched by position, or, when they add up to COPY_MIN_BYTES and a
- * CopyTarget is given, by COPY into a staging table in the same transaction as the INSERT.
- * Answers the ids actually inserted.
+ * A body as text inside the batch's JSON, which Postgres turns back into the same bytes. UTF-8
+ * text without NUL (JSON, form posts: nearly every delivery) goes as itself and convert_to gives
+ * back its exact bytes, since the database encoding is UTF8 (db/encoding.ts); other bytes go as
+ * base64, a third larger, decoded by Postgres. (The driver would send a Buffer as hex, twice its size.)
  */
-async function insertDeliveries(db: DbOrTx, rows: { id: string; input: NewDelivery }[], copy: CopyTarget | null): Promise<string[]> {
-  const json = JSON.stringify(
-    rows.map(({ id, input }, n) => ({
-      n: n + 1,
-      id,
-      organization_id: input.organizationId,
-      webhook_id: input.webhookId,
-      delivery_key: input.deliveryKey,
-      content_type: input.contentType,
-      size: input.body.length,
-      body_sha256: input.bodySha256,
-      headers: input.headers,
-      source_ip: input.sourceIp,
-    })),
-  );
-  /** `bodies` is a relation b(body, n). */
-  const insert = (bodies: SQL) => sql`
+function bodyAsText(body: Buffer): { body: string; base64: boolean } {
+  return isUtf8(body) && body.indexOf(0) === -1 ? { body: body.toString('utf8'), base64: false } : { body: body.toString('base64'), base64: true };
+}
+
+/**
+ * One INSERT for many rows: the columns travel as one JSON parameter that json_to_recordset
+ * unpacks, so the statement's text is the same whatever the batch. `body` is the body column's
+ * expression and `from` what it reads besides the JSON rows r.
+ */
+const insertStatement = (rows: SQL, body: SQL, from: SQL) => sql`
     insert into webhook_deliveries (id, organization_id, webhook_id, delivery_key, content_type, body, size, body_sha256, headers, source_ip)
-    select r.id, r.organization_id, r.webhook_id, r.delivery_key, r.content_type, b.body, r.size, r.body_sha256, r.headers, r.source_ip
-      from json_to_recordset((${json}::text)::json)
-        as r(n integer, id uuid, organization_id uuid, webhook_id uuid, delivery_key text, content_type text, size integer, body_sha256 text, headers jsonb, source_ip text)
-      join ${bodies} on b.n = r.n
+    select r.id, r.organization_id, r.webhook_id, r.delivery_key, r.content_type, ${body}, r.size, r.body_sha256, r.headers, r.source_ip
+      from json_to_recordset((${rows}::text)::json)
+        as r(n integer, id uuid, organization_id uuid, webhook_id uuid, delivery_key text, content_type text, size integer, body_sha256 text, headers jsonb, source_ip text, body text, base64 boolean)
+      ${from}
      order by r.n
     on conflict (webhook_id, delivery_key) where delivery_key is not null do nothing
     returning id`;
+
+/** Bodies inside the JSON rows (bodyAsText). Built once; run as a prepared statement (executePrepared). */
+const INSERT_WITH_BODIES = dialect.sqlToQuery(
+  insertStatement(sql`${sql.placeholder('rows')}`, sql`case when r.base64 then decode(r.body, 'base64') else convert_to(r.body, 'UTF8') end`, sql``),
+);
+
+/**
+ * Inserts the rows and answers the ids actually inserted. The bodies travel inside the JSON
+ * parameter or, when they add up to COPY_MIN_BYTES and a CopyTarget is given, by COPY into a
+ * staging table in the same transaction as the INSERT.
+ */
+async function insertDeliveries(db: DbOrTx, rows: { id: string; input: NewDelivery }[], copy: CopyTarget | null): Promise<string[]> {
+  const columns = (input: NewDelivery, id: string, n: number) => ({
+    n,
+    id,
+    organization_id: input.organizationId,
+    webhook_id: input.webhookId,
+    delivery_key: input.deliveryKey,
+    content_type: input.contentType,
+    size: input.body.length,
+    body_sha256: input.bodySha256,
+    headers: input.headers,
+    source_ip: input.sourceIp,
+  });
   const bodyBytes = rows.reduce((total, { input }) => total + input.body.length, 0);
   if (copy && !refusedTargets.has(copy) && bodyBytes >= COPY_MIN_BYTES) {
-    const statement = dialect.sqlToQuery(insert(sql.raw(`${STAGED_BODIES} b`)));
+    const json = JSON.stringify(rows.map(({ id, input }, i) => columns(input, id, i + 1)));
+    const statement = dialect.sqlToQuery(insertStatement(sql`${json}`, sql`b.body`, sql.raw(`join ${STAGED_BODIES} b on b.n = r.n`)));
     try {
       const inserted = await withStagedBodies<{ id: string }>(
         copy.sql,
@@ -201,12 +205,9 @@ async function insertDeliveries(db: DbOrTx, rows: { id: string; input: NewDelive
       copy.onRefused?.(error);
     }
   }
-  const bodies = sql.join(
-    rows.map(({ input }) => bodyParameter(input.body)),
-    sql`, `,
-  );
-  const result = await db.execute(insert(sql`unnest(array[${bodies}]) with ordinality as b(body, n)`));
-  return rowsOf<{ id: string }>(result).map((row) => row.id);
+  const json = JSON.stringify(rows.map(({ id, input }, i) => ({ ...columns(input, id, i + 1), ...bodyAsText(input.body) })));
+  const inserted = await executePrepared<{ id: string }>(db, 'store_deliveries', INSERT_WITH_BODIES, { rows: json });
+  return inserted.map((row) => row.id);
 }
 
 export interface DeliveryWriterOptions {

@@ -1,11 +1,12 @@
 // Group commit and the lean ingest path: concurrent deliveries share one INSERT, yet every
 // request gets its own answer, and nothing a second instance changes is missed.
 import { randomUUID } from 'node:crypto';
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import t from 'tap';
+import { openDatabase, rowsOf } from '../../src/db/client.js';
 import { ackDeliveries, deliveryWriter, storeDeliveries, type NewDelivery } from '../../src/db/deliveries.js';
 import { webhookDeliveries } from '../../src/db/schema.js';
-import { asAgent, bearer, build, createAgent, createOrg, createWebhook } from '../helper.js';
+import { asAgent, bearer, build, createAgent, createOrg, createWebhook, TEST_DATABASE_URL } from '../helper.js';
 import { githubHeaders } from '../support/signing.js';
 
 function delivery(organizationId: string, webhookId: string, deliveryKey: string | null, text = '{}'): NewDelivery {
@@ -90,6 +91,34 @@ t.test('a failing row in a batch fails alone; its neighbours are stored', async 
   const rows = await app.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.webhookId, hook.id));
   t.same(rows.map((row) => row.body.toString()).sort(), ['{"a":1}', '{"b":2}']);
 });
+
+t.test(
+  'every batch size runs the one prepared INSERT: one round trip, no planning per batch',
+  { skip: TEST_DATABASE_URL ? false : 'needs TEST_DATABASE_URL (prepared statements are kept per Postgres connection; the embedded database has no round trips)' },
+  async (t) => {
+    const app = await build(t);
+    const org = await createOrg(app);
+    const hook = await createWebhook(app, org.adminKey);
+    // One connection, so the statements it has prepared are the ones this test's batches prepared.
+    const database = await openDatabase({ databaseUrl: TEST_DATABASE_URL, poolMax: 1, connectTimeoutMs: 5000, dataDir: 'memory://' });
+    t.teardown(() => database.close());
+    for (const size of [1, 3, 17]) {
+      const bodies = Array.from({ length: size }, (_, i) => (i % 2 ? Buffer.from([0, 0xff, i]) : Buffer.from(`{"size":${size},"i":${i}}`)));
+      const stored = await storeDeliveries(
+        database.db,
+        bodies.map((body) => ({ ...delivery(org.id, hook.id, null), body })),
+      );
+      t.ok(stored.every((result) => result.ok), `a batch of ${size} is stored`);
+    }
+    const prepared = rowsOf<{ statement: string }>(
+      await database.db.execute(sql`select statement from pg_prepared_statements where statement like '%insert into webhook_deliveries%'`),
+    );
+    t.equal(prepared.length, 1, 'one prepared INSERT for batches of 1, 3 and 17');
+    const rows = await app.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.webhookId, hook.id));
+    t.equal(rows.length, 21);
+    t.ok(rows.some((row) => row.body.equals(Buffer.from([0, 0xff, 1]))), 'binary bodies (base64 in the JSON) come back exact');
+  },
+);
 
 t.test('duplicates inside one batch and across batches answer the original id', async (t) => {
   const app = await build(t);
