@@ -4,8 +4,8 @@ import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { sql, type Query } from 'drizzle-orm';
-import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
+import { is, SQL, sql, type Query } from 'drizzle-orm';
+import { PgDialect, type PgDatabase, type PgQueryResultHKT, type PgTransaction } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
@@ -51,9 +51,12 @@ export function rowsOf<T>(result: unknown): T[] {
  * the driver keeps every prepared text for the life of the connection. Embedded, it is an
  * ordinary query.
  */
-export async function executePrepared<T>(db: DbOrTx, name: string, query: Query, values: Record<string, unknown>): Promise<T[]> {
-  return rowsOf<T>(await db._.session.prepareQuery(query, undefined, name, false).execute(values));
+export async function executePrepared<T>(db: DbOrTx, name: string, query: Query | SQL, values: Record<string, unknown> = {}): Promise<T[]> {
+  const built = is(query, SQL) ? dialect.sqlToQuery(query) : query;
+  return rowsOf<T>(await db._.session.prepareQuery(built, undefined, name, false).execute(values));
 }
+
+const dialect = new PgDialect();
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   return options.databaseUrl ? openPostgres(options.databaseUrl, options) : openEmbedded(options.dataDir);

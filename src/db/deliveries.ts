@@ -287,7 +287,7 @@ export async function leaseDeliveries(
   options: { limit: number; leaseSeconds: number; maxAttempts: number },
 ): Promise<Delivery[]> {
   await expireLeases(db, organizationId, options.maxAttempts);
-  const result = await db.execute(sql`
+  const leased = await executePrepared<{ id: string }>(db, 'lease_deliveries', sql`
     update webhook_deliveries d
        set status = 'leased',
            attempts = d.attempts + 1,
@@ -314,7 +314,7 @@ export async function leaseDeliveries(
         order by c.id
         limit ${options.limit})
     returning d.id`);
-  const ids = rowsOf<{ id: string }>(result).map((row) => row.id);
+  const ids = leased.map((row) => row.id);
   if (ids.length === 0) return [];
   const rows = await db.select().from(webhookDeliveries).where(inArray(webhookDeliveries.id, ids)).orderBy(webhookDeliveries.id);
   return rows;
@@ -323,7 +323,7 @@ export async function leaseDeliveries(
 /** Expired leases go back to pending, or to dead when the delivery is out of attempts. */
 export async function expireLeases(db: DbOrTx, organizationId: string | null, maxAttempts: number): Promise<number> {
   const scope = organizationId === null ? sql`true` : sql`organization_id = ${organizationId}`;
-  const result = await db.execute(sql`
+  const expired = await executePrepared(db, 'expire_leases', sql`
     update webhook_deliveries
        set status = case when attempts >= ${maxAttempts} then 'dead' else 'pending' end,
            lease_expires_at = null,
@@ -331,7 +331,7 @@ export async function expireLeases(db: DbOrTx, organizationId: string | null, ma
            last_error = coalesce(last_error, 'lease expired')
      where ${scope} and status = 'leased' and lease_expires_at < now()
     returning id`);
-  return rowsOf(result).length;
+  return expired.length;
 }
 
 export type FinishOutcome = 'done' | 'retry' | 'dead' | 'not_leased' | 'not_found';
@@ -402,14 +402,14 @@ export async function ackDeliveries(db: DbOrTx, acks: Ack[]): Promise<Settled<Fi
   const keyOf = (ack: { id: string; organization_id: string; agent_id: string }) => `${ack.id}|${ack.organization_id}|${ack.agent_id}`;
   let done: Set<string>;
   try {
-    const result = await db.execute(sql`
+    const acked = await executePrepared<{ id: string; organization_id: string; agent_id: string }>(db, 'ack_deliveries', sql`
       update webhook_deliveries d
          set status = 'done', completed_at = now(), lease_expires_at = null
         from (select distinct * from json_to_recordset((${json}::text)::json) as k(id uuid, organization_id uuid, agent_id uuid)) k
        where d.id = k.id and d.organization_id = k.organization_id and d.leased_by_agent_id = k.agent_id
          and d.status = 'leased' and d.lease_expires_at > now()
       returning d.id, k.organization_id, k.agent_id`);
-    done = new Set(rowsOf<{ id: string; organization_id: string; agent_id: string }>(result).map(keyOf));
+    done = new Set(acked.map(keyOf));
   } catch (error) {
     // One ack at a time only when a row's data was refused; an outage fails the batch as a whole.
     if (acks.length === 1 || isDatabaseUnavailable(error)) return acks.map(() => ({ ok: false, error }));

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { eq, sql } from 'drizzle-orm';
 import t from 'tap';
 import { openDatabase, rowsOf } from '../../src/db/client.js';
-import { ackDeliveries, deliveryWriter, storeDeliveries, type NewDelivery } from '../../src/db/deliveries.js';
+import { ackDeliveries, deliveryWriter, leaseDeliveries, storeDeliveries, type NewDelivery } from '../../src/db/deliveries.js';
 import { webhookDeliveries } from '../../src/db/schema.js';
 import { asAgent, bearer, build, createAgent, createOrg, createWebhook, TEST_DATABASE_URL } from '../helper.js';
 import { githubHeaders } from '../support/signing.js';
@@ -117,6 +117,33 @@ t.test(
     const rows = await app.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.webhookId, hook.id));
     t.equal(rows.length, 21);
     t.ok(rows.some((row) => row.body.equals(Buffer.from([0, 0xff, 1]))), 'binary bodies (base64 in the JSON) come back exact');
+  },
+);
+
+t.test(
+  'leases, lease expiry and acks run as prepared statements, one each however often they run',
+  { skip: TEST_DATABASE_URL ? false : 'needs TEST_DATABASE_URL (prepared statements are kept per Postgres connection)' },
+  async (t) => {
+    const app = await build(t);
+    const org = await createOrg(app);
+    const agent = await createAgent(app, org.adminKey);
+    const hook = await createWebhook(app, org.adminKey, { agent_id: agent.id });
+    const database = await openDatabase({ databaseUrl: TEST_DATABASE_URL, poolMax: 1, connectTimeoutMs: 5000, dataDir: 'memory://' });
+    t.teardown(() => database.close());
+    await storeDeliveries(database.db, Array.from({ length: 4 }, (_, i) => delivery(org.id, hook.id, `p-${i}`)));
+    for (const limit of [1, 3]) {
+      const leased = await leaseDeliveries(database.db, org.id, agent.id, { limit, leaseSeconds: 60, maxAttempts: 5 });
+      t.equal(leased.length, limit, `a lease of ${limit}`);
+      const acked = await ackDeliveries(database.db, leased.map((row) => ({ organizationId: org.id, agentId: agent.id, id: row.id })));
+      t.same(acked, leased.map(() => ({ ok: true, value: 'done' })));
+    }
+    const prepared = rowsOf<{ statement: string }>(
+      await database.db.execute(sql`select statement from pg_prepared_statements where statement like '%update webhook_deliveries%'`),
+    );
+    const count = (pattern: RegExp) => prepared.filter((row) => pattern.test(row.statement)).length;
+    t.equal(count(/set status = 'leased'/), 1, 'the lease');
+    t.equal(count(/'dead' else 'pending'/), 1, 'the expiry of lapsed leases before it');
+    t.equal(count(/set status = 'done'/), 1, 'the ack');
   },
 );
 
