@@ -16,6 +16,9 @@ export interface TcpProxy {
 
 export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
+  // Delayed chunks not yet passed on: cut() drops them, so a long delay does not keep the test
+  // process alive after its last test.
+  const delayed = new Set<NodeJS.Timeout>();
   let delayMs = 0;
   let server: Server;
   let port = 0;
@@ -27,7 +30,13 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
       client.pipe(upstream);
       upstream.on('data', (chunk: Buffer) => {
         if (delayMs === 0) client.write(chunk);
-        else setTimeout(() => client.writable && client.write(chunk), delayMs);
+        else {
+          const timer = setTimeout(() => {
+            delayed.delete(timer);
+            if (client.writable) client.write(chunk);
+          }, delayMs);
+          delayed.add(timer);
+        }
       });
       const drop = () => {
         client.destroy();
@@ -47,6 +56,8 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
   const cut = async () => {
     for (const socket of sockets) socket.destroy();
     sockets.clear();
+    for (const timer of delayed) clearTimeout(timer);
+    delayed.clear();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };
   return {
