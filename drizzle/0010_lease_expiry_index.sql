@@ -1,1 +1,1 @@
-CREATE INDEX "webhook_deliveries_leased_expiry_idx" ON "webhook_deliveries" USING btree ("lease_expires_at","organization_id") WHERE "webhook_deliveries"."status" = 'leased';
+CREATE INDEX "webhook_deliveries_lease_expiry_idx" ON "webhook_deliveries" USING btree ("lease_expires_at","organization_id") WHERE "webhook_deliveries"."lease_expires_at" is not null;

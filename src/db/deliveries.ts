@@ -320,6 +320,15 @@ export async function leaseDeliveries(
   return rows;
 }
 
+/**
+ * Leased rows are found through the lease expiry index or by primary key, never through the
+ * status indexes: a queue's UPDATEs leave an entry there for every delivery leased since the last
+ * vacuum, acked ones included, and scans walk them all, more with every delivery. The planner
+ * cannot see that (its statistics count live rows, and few are leased at once), so the status test
+ * is written in a form no index can serve; the row is still required to be leased.
+ */
+const IS_LEASED = sql.raw(`(status = 'leased') is true`);
+
 /** Expired leases go back to pending, or to dead when the delivery is out of attempts. */
 export async function expireLeases(db: DbOrTx, organizationId: string | null, maxAttempts: number): Promise<number> {
   const scope = organizationId === null ? sql`true` : sql`organization_id = ${organizationId}`;
@@ -329,7 +338,7 @@ export async function expireLeases(db: DbOrTx, organizationId: string | null, ma
            lease_expires_at = null,
            leased_by_agent_id = null,
            last_error = coalesce(last_error, 'lease expired')
-     where ${scope} and status = 'leased' and lease_expires_at < now()
+     where ${scope} and ${IS_LEASED} and lease_expires_at < now()
     returning id`);
   return expired.length;
 }
@@ -407,7 +416,7 @@ export async function ackDeliveries(db: DbOrTx, acks: Ack[]): Promise<Settled<Fi
          set status = 'done', completed_at = now(), lease_expires_at = null
         from (select distinct * from json_to_recordset((${json}::text)::json) as k(id uuid, organization_id uuid, agent_id uuid)) k
        where d.id = k.id and d.organization_id = k.organization_id and d.leased_by_agent_id = k.agent_id
-         and d.status = 'leased' and d.lease_expires_at > now()
+         and ${IS_LEASED} and (d.lease_expires_at > now()) is true -- by primary key (see IS_LEASED)
       returning d.id, k.organization_id, k.agent_id`);
     done = new Set(acked.map(keyOf));
   } catch (error) {
