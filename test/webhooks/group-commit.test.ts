@@ -6,7 +6,7 @@ import t from 'tap';
 import { openDatabase, rowsOf } from '../../src/db/client.js';
 import { ackDeliveries, deliveryWriter, leaseDeliveries, storeDeliveries, type NewDelivery } from '../../src/db/deliveries.js';
 import { webhookDeliveries } from '../../src/db/schema.js';
-import { asAgent, bearer, build, createAgent, createOrg, createWebhook, TEST_DATABASE_URL } from '../helper.js';
+import { asAgent, bearer, build, createAgent, createOrg, createWebhook, isolatedDatabaseEnv, TEST_DATABASE_URL } from '../helper.js';
 import { githubHeaders } from '../support/signing.js';
 
 function delivery(organizationId: string, webhookId: string, deliveryKey: string | null, text = '{}'): NewDelivery {
@@ -124,11 +124,13 @@ t.test(
   'leases, lease expiry and acks run as prepared statements, one each however often they run',
   { skip: TEST_DATABASE_URL ? false : 'needs TEST_DATABASE_URL (prepared statements are kept per Postgres connection)' },
   async (t) => {
-    const app = await build(t);
+    // A database of its own: the plans below depend on its statistics.
+    const env = await isolatedDatabaseEnv(t);
+    const app = await build(t, { database: 'own', env });
     const org = await createOrg(app);
     const agent = await createAgent(app, org.adminKey);
     const hook = await createWebhook(app, org.adminKey, { agent_id: agent.id });
-    const database = await openDatabase({ databaseUrl: TEST_DATABASE_URL, poolMax: 1, connectTimeoutMs: 5000, dataDir: 'memory://' });
+    const database = await openDatabase({ databaseUrl: env.DATABASE_URL, poolMax: 1, connectTimeoutMs: 5000, dataDir: 'memory://' });
     t.teardown(() => database.close());
     await storeDeliveries(database.db, Array.from({ length: 4 }, (_, i) => delivery(org.id, hook.id, `p-${i}`)));
     for (const limit of [1, 3]) {
@@ -137,13 +139,32 @@ t.test(
       const acked = await ackDeliveries(database.db, leased.map((row) => ({ organizationId: org.id, agentId: agent.id, id: row.id })));
       t.same(acked, leased.map(() => ({ ok: true, value: 'done' })));
     }
-    const prepared = rowsOf<{ statement: string }>(
-      await database.db.execute(sql`select statement from pg_prepared_statements where statement like '%update webhook_deliveries%'`),
+    const prepared = rowsOf<{ name: string; statement: string }>(
+      await database.db.execute(sql`select name, statement from pg_prepared_statements where statement like '%update webhook_deliveries%'`),
     );
-    const count = (pattern: RegExp) => prepared.filter((row) => pattern.test(row.statement)).length;
-    t.equal(count(/set status = 'leased'/), 1, 'the lease');
-    t.equal(count(/'dead' else 'pending'/), 1, 'the expiry of lapsed leases before it');
-    t.equal(count(/set status = 'done'/), 1, 'the ack');
+    const matching = (pattern: RegExp) => prepared.filter((row) => pattern.test(row.statement));
+    t.equal(matching(/set status = 'leased'/).length, 1, 'the lease');
+    t.equal(matching(/'dead' else 'pending'/).length, 1, 'the expiry of lapsed leases before it');
+    t.equal(matching(/set status = 'done'/).length, 1, 'the ack');
+
+    // The plans a large queue gets read leased rows through the expiry index or by primary key,
+    // never through the status indexes, whose entries of acked deliveries pile up until vacuum
+    // (IS_LEASED in db/deliveries.ts). 20,000 acked deliveries make this organization's queue large.
+    const client = database.sql!;
+    await client.unsafe(
+      `insert into webhook_deliveries (id, organization_id, webhook_id, body, size, body_sha256, headers, status, completed_at)
+       select gen_random_uuid(), $1, $2, '\\x7b7d', 2, repeat('0', 64), '{}', 'done', now() from generate_series(1, 20000)`,
+      [org.id, hook.id],
+    );
+    await client.unsafe('analyze webhook_deliveries');
+    await client.unsafe('set plan_cache_mode = force_generic_plan');
+    const indexesOf = async (name: string, literals: string) => {
+      const [row] = await client.unsafe(`explain (format json) execute "${name}"(${literals})`);
+      return [...JSON.stringify(row).matchAll(/"Index Name":"([^"]+)"/g)].map((match) => match[1]);
+    };
+    const ack = JSON.stringify([{ id: randomUUID(), organization_id: org.id, agent_id: agent.id }]);
+    t.same(await indexesOf(matching(/set status = 'done'/)[0]!.name, `'${ack}'`), ['webhook_deliveries_pkey'], 'an ack finds its rows by primary key');
+    t.same(await indexesOf(matching(/'dead' else 'pending'/)[0]!.name, `5, '${org.id}'`), ['webhook_deliveries_lease_expiry_idx'], 'the expiry walks only lapsed leases');
   },
 );
 
