@@ -69,10 +69,15 @@ function rssSampler(pid) {
   };
 }
 
-/** CPU time (user + system) the process has used, in microseconds (clock ticks are 10 ms on Linux). */
-function cpuMicros(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+/** User + system CPU time in a /proc/<pid>/stat line, in microseconds (clock ticks are 10 ms on Linux). */
+function statCpuMicros(stat) {
+  const fields = stat.split(') ')[1].split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+/** CPU time (user + system) the process has used, in microseconds. */
+function cpuMicros(pid) {
+  return statCpuMicros(readFileSync(`/proc/${pid}/stat`, 'utf8'));
 }
 
 /**
@@ -81,7 +86,7 @@ function cpuMicros(pid) {
  * exits during a run takes its time with it: the pool keeps its connections open while loaded.
  */
 function databaseCpuMicros() {
-  let ticks = 0;
+  let micros = 0;
   let found = false;
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -92,11 +97,10 @@ function databaseCpuMicros() {
       continue; // exited meanwhile
     }
     if (!stat.includes(' (postgres) ')) continue;
-    const fields = stat.split(') ')[1].split(' ');
-    ticks += Number(fields[11]) + Number(fields[12]);
+    micros += statCpuMicros(stat);
     found = true;
   }
-  return found ? ticks * 10_000 : null;
+  return found ? micros : null;
 }
 
 /** One measured run of `options` against the process `pid`. */
