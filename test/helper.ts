@@ -1,12 +1,14 @@
 // Test helpers: build the real app on a real database (embedded PGlite, or the Postgres server in
 // TEST_DATABASE_URL), capture its logs, and start the built server as a child process.
 import { Writable } from 'node:stream';
+import { eq } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import t, { type Test } from 'tap';
 import { buildApp, type BuildOptions } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { openDatabase, type Database } from '../src/db/client.js';
 import { applyMigrations } from '../src/db/migrate.js';
+import { webhooks } from '../src/db/schema.js';
 import { copyTemplateInto, migratedEmbedded } from './support/pglite-template.js';
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
@@ -146,12 +148,16 @@ export const randomIpv6 = () => `2001:db8::${Math.floor(Math.random() * 0xffff).
 /** A Redis server for shared rate-limit tests (CI sets it); those tests are skipped without it. */
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL || undefined;
 
-/** A new webhook endpoint in the organization of `adminKey`, with its signing secret. */
+/**
+ * A new webhook endpoint in the organization of `adminKey`, with its signing secret and, for tests
+ * that store deliveries directly, its row as stored (`verifiedWith`: see NewDelivery).
+ */
 export async function createWebhook(app: FastifyInstance, adminKey: string, body: Record<string, unknown> = {}) {
   const res = await app.inject({ method: 'POST', url: '/api/v1/webhooks', headers: bearer(adminKey), payload: { name: randomName('hook'), ...body } });
   if (res.statusCode !== 201) throw new Error(`createWebhook: ${res.statusCode} ${res.body}`);
   const json = res.json();
-  return { id: json.webhook.id as string, secret: json.secret as string, url: `/api/v1/hooks/${json.webhook.id}` };
+  const [row] = await app.db.select().from(webhooks).where(eq(webhooks.id, json.webhook.id));
+  return { id: json.webhook.id as string, secret: json.secret as string, url: `/api/v1/hooks/${json.webhook.id}`, organizationId: row!.organizationId, verifiedWith: row! };
 }
 
 /**

@@ -12,13 +12,22 @@ import { isDatabaseUnavailable, isPermissionDenied } from './errors.js';
 import { uuidv7 } from './ids.js';
 import { afterCursor, toPage, type Page } from './pagination.js';
 import { webhookDeliveries, webhooks } from './schema.js';
+import type { Webhook } from './webhooks.js';
 
 export type Delivery = typeof webhookDeliveries.$inferSelect;
 export type DeliveryStatus = Delivery['status'];
 
+/**
+ * The webhook state a delivery was accepted under (its signature verified with these secrets). The
+ * delivery is stored only if its webhook still has exactly this state, read in the INSERT itself;
+ * otherwise it answers WebhookChanged and the caller verifies again against the current row.
+ */
+export type VerifiedWith = Pick<Webhook, 'signatureScheme' | 'secretCiphertext' | 'previousSecretCiphertext' | 'previousSecretExpiresAt'>;
+
 export interface NewDelivery {
   organizationId: string;
   webhookId: string;
+  verifiedWith: VerifiedWith;
   deliveryKey: string | null;
   contentType: string | null;
   body: Buffer;
@@ -30,6 +39,17 @@ export interface NewDelivery {
 export interface StoredDelivery {
   id: string;
   duplicate: boolean;
+}
+
+/**
+ * Nothing was stored: the webhook was disabled, deleted, moved to another scheme or given a new
+ * secret (rotation, re-encryption) after the delivery was verified. Verify it again, then store.
+ */
+export class WebhookChanged extends Error {
+  constructor(readonly webhookId: string) {
+    super(`webhook ${webhookId} changed after the delivery was verified`);
+    this.name = 'WebhookChanged';
+  }
 }
 
 const keyOf = (input: NewDelivery) => (input.deliveryKey === null ? null : `${input.webhookId}\n${input.deliveryKey}`);
@@ -56,8 +76,11 @@ export async function storeDeliveries(db: DbOrTx, inputs: NewDelivery[], options
   });
   const ids = leaders.map(() => uuidv7());
   let inserted: Set<string>;
+  let changed: Set<number>;
   try {
-    inserted = new Set(await insertDeliveries(db, leaders.map((i, n) => ({ id: ids[n]!, input: inputs[i]! })), copy));
+    const outcome = await insertDeliveries(db, leaders.map((i, n) => ({ id: ids[n]!, input: inputs[i]! })), copy);
+    inserted = new Set(outcome.inserted);
+    changed = new Set(outcome.changed);
   } catch (error) {
     // Row by row only when a row's data was refused; an outage fails the batch as a whole (503 each).
     if (inputs.length === 1 || isDatabaseUnavailable(error)) return inputs.map(() => ({ ok: false, error }));
@@ -67,6 +90,7 @@ export async function storeDeliveries(db: DbOrTx, inputs: NewDelivery[], options
   const conflicts: number[] = [];
   leaders.forEach((i, n) => {
     if (inserted.has(ids[n]!)) results.set(i, { ok: true, value: { id: ids[n]!, duplicate: false } });
+    else if (changed.has(n + 1)) results.set(i, { ok: false, error: new WebhookChanged(inputs[i]!.webhookId) });
     else conflicts.push(i);
   });
   if (conflicts.length > 0) {
@@ -152,29 +176,62 @@ function bodyAsText(body: Buffer): { body: string; base64: boolean } {
 /**
  * One INSERT for many rows: the columns travel as one JSON parameter that json_to_recordset
  * unpacks, so the statement's text is the same whatever the batch. `body` is the body column's
- * expression and `from` what it reads besides the JSON rows r.
+ * expression over the rows c, and `from` what it reads besides them.
+ *
+ * Only rows whose webhook is still enabled and holds the state they were verified with
+ * (VerifiedWith) are inserted, read in the same statement: a delivery is never stored under a
+ * secret or scheme its webhook no longer has, even when the caller verified it against a copy of
+ * the row. Each inserted row answers its id; each row left out for that reason answers its n.
  */
 const insertStatement = (rows: SQL, body: SQL, from: SQL) => sql`
-    insert into webhook_deliveries (id, organization_id, webhook_id, delivery_key, content_type, body, size, body_sha256, headers, source_ip)
-    select r.id, r.organization_id, r.webhook_id, r.delivery_key, r.content_type, ${body}, r.size, r.body_sha256, r.headers, r.source_ip
-      from json_to_recordset((${rows}::text)::json)
-        as r(n integer, id uuid, organization_id uuid, webhook_id uuid, delivery_key text, content_type text, size integer, body_sha256 text, headers jsonb, source_ip text, body text, base64 boolean)
-      ${from}
-     order by r.n
-    on conflict (webhook_id, delivery_key) where delivery_key is not null do nothing
-    returning id`;
+    with r as (
+      select * from json_to_recordset((${rows}::text)::json)
+        as r(n integer, id uuid, organization_id uuid, webhook_id uuid, delivery_key text, content_type text, size integer, body_sha256 text,
+             headers jsonb, source_ip text, body text, base64 boolean, signature_scheme text, secret_ciphertext text, previous_secret_ciphertext text,
+             previous_secret_expires_ms bigint)
+    ), current as (
+      select r.* from r
+        join webhooks w on w.id = r.webhook_id and w.organization_id = r.organization_id and w.enabled
+         and w.signature_scheme = r.signature_scheme and w.secret_ciphertext = r.secret_ciphertext
+         and w.previous_secret_ciphertext is not distinct from r.previous_secret_ciphertext
+         -- A Date holds milliseconds, the column microseconds: compared at the Date's precision.
+         and floor(extract(epoch from w.previous_secret_expires_at) * 1000)::bigint is not distinct from r.previous_secret_expires_ms
+    ), stored as (
+      insert into webhook_deliveries (id, organization_id, webhook_id, delivery_key, content_type, body, size, body_sha256, headers, source_ip)
+      select c.id, c.organization_id, c.webhook_id, c.delivery_key, c.content_type, ${body}, c.size, c.body_sha256, c.headers, c.source_ip
+        from current c
+        ${from}
+       order by c.n
+      on conflict (webhook_id, delivery_key) where delivery_key is not null do nothing
+      returning id
+    )
+    select id, null::integer as changed from stored
+    union all
+    select null, r.n from r where not exists (select 1 from current c where c.n = r.n)`;
 
 /** Bodies inside the JSON rows (bodyAsText). Built once; run as a prepared statement (executePrepared). */
 const INSERT_WITH_BODIES = dialect.sqlToQuery(
-  insertStatement(sql`${sql.placeholder('rows')}`, sql`case when r.base64 then decode(r.body, 'base64') else convert_to(r.body, 'UTF8') end`, sql``),
+  insertStatement(sql`${sql.placeholder('rows')}`, sql`case when c.base64 then decode(c.body, 'base64') else convert_to(c.body, 'UTF8') end`, sql``),
 );
 
+interface InsertOutcome {
+  /** Ids of the rows inserted. */
+  inserted: string[];
+  /** Positions (1-based) of the rows left out because their webhook changed. */
+  changed: number[];
+}
+
+const outcomeOf = (rows: { id: string | null; changed: number | null }[]): InsertOutcome => ({
+  inserted: rows.flatMap((row) => (row.id === null ? [] : [row.id])),
+  changed: rows.flatMap((row) => (row.changed === null ? [] : [row.changed])),
+});
+
 /**
- * Inserts the rows and answers the ids actually inserted. The bodies travel inside the JSON
+ * Inserts the rows and answers what became of them (InsertOutcome). The bodies travel inside the JSON
  * parameter or, when they add up to COPY_MIN_BYTES and a CopyTarget is given, by COPY into a
  * staging table in the same transaction as the INSERT.
  */
-async function insertDeliveries(db: DbOrTx, rows: { id: string; input: NewDelivery }[], copy: CopyTarget | null): Promise<string[]> {
+async function insertDeliveries(db: DbOrTx, rows: { id: string; input: NewDelivery }[], copy: CopyTarget | null): Promise<InsertOutcome> {
   const columns = (input: NewDelivery, id: string, n: number) => ({
     n,
     id,
@@ -186,19 +243,23 @@ async function insertDeliveries(db: DbOrTx, rows: { id: string; input: NewDelive
     body_sha256: input.bodySha256,
     headers: input.headers,
     source_ip: input.sourceIp,
+    signature_scheme: input.verifiedWith.signatureScheme,
+    secret_ciphertext: input.verifiedWith.secretCiphertext,
+    previous_secret_ciphertext: input.verifiedWith.previousSecretCiphertext,
+    previous_secret_expires_ms: input.verifiedWith.previousSecretExpiresAt?.getTime() ?? null,
   });
   const bodyBytes = rows.reduce((total, { input }) => total + input.body.length, 0);
   if (copy && !refusedTargets.has(copy) && bodyBytes >= COPY_MIN_BYTES) {
     const json = JSON.stringify(rows.map(({ id, input }, i) => columns(input, id, i + 1)));
-    const statement = dialect.sqlToQuery(insertStatement(sql`${json}`, sql`b.body`, sql.raw(`join ${STAGED_BODIES} b on b.n = r.n`)));
+    const statement = dialect.sqlToQuery(insertStatement(sql`${json}`, sql`b.body`, sql.raw(`join ${STAGED_BODIES} b on b.n = c.n`)));
     try {
-      const inserted = await withStagedBodies<{ id: string }>(
+      const outcome = await withStagedBodies<{ id: string | null; changed: number | null }>(
         copy.sql,
         rows.map(({ input }) => input.body),
         statement,
         copy.timeoutMs,
       );
-      return inserted.map((row) => row.id);
+      return outcomeOf(outcome);
     } catch (error) {
       if (!isPermissionDenied(error)) throw error;
       refusedTargets.add(copy);
@@ -206,8 +267,7 @@ async function insertDeliveries(db: DbOrTx, rows: { id: string; input: NewDelive
     }
   }
   const json = JSON.stringify(rows.map(({ id, input }, i) => ({ ...columns(input, id, i + 1), ...bodyAsText(input.body) })));
-  const inserted = await executePrepared<{ id: string }>(db, 'store_deliveries', INSERT_WITH_BODIES, { rows: json });
-  return inserted.map((row) => row.id);
+  return outcomeOf(await executePrepared<{ id: string | null; changed: number | null }>(db, 'store_deliveries', INSERT_WITH_BODIES, { rows: json }));
 }
 
 export interface DeliveryWriterOptions {

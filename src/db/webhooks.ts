@@ -38,8 +38,9 @@ export async function getWebhook(db: DbOrTx, organizationId: string, id: string)
 
 /**
  * The ingest path knows only the webhook id from the URL; it finds the tenant. Concurrent ingests
- * share one query (see batching.ts), and the row is read for every request, so a disable, delete
- * or secret rotation is seen at once, by every instance.
+ * share one query (see batching.ts). Ingest keeps the rows it read (routes/hooks/webhook-cache.ts)
+ * and the INSERT re-checks them (storeDeliveries), so a disable, delete or secret rotation is
+ * seen by the next delivery, on every instance.
  */
 export function webhookIngestLookup(db: DbOrTx, options: BatchTuning = {}): Batcher<string, Webhook | null> {
   // Prepared once: the SQL is built a single time and the batch's ids travel as one array parameter.

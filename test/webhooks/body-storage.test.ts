@@ -31,6 +31,7 @@ t.test('every body is stored byte for byte, in batches that mix text and binary'
       const inputs: NewDelivery[] = batch.map((body) => ({
         organizationId: org.id,
         webhookId: hook.id,
+        verifiedWith: hook.verifiedWith,
         deliveryKey: null,
         contentType: 'application/octet-stream',
         body,

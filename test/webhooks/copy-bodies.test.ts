@@ -7,7 +7,7 @@ import type postgres from 'postgres';
 import t, { type Test } from 'tap';
 import { openDatabase } from '../../src/db/client.js';
 import { COPY_MIN_BYTES, copyData } from '../../src/db/copy-bodies.js';
-import { storeDeliveries, type CopyTarget, type NewDelivery } from '../../src/db/deliveries.js';
+import { storeDeliveries, type CopyTarget, type NewDelivery, type VerifiedWith } from '../../src/db/deliveries.js';
 import { webhookDeliveries } from '../../src/db/schema.js';
 import { build, createOrg, createWebhook, isolatedDatabaseEnv, TEST_DATABASE_URL } from '../helper.js';
 import { githubHeaders } from '../support/signing.js';
@@ -27,10 +27,13 @@ function countingCopy(sql: postgres.Sql, timeoutMs = 10_000): { copy: CopyTarget
   return { copy: { sql: counted, timeoutMs }, transactions: () => count };
 }
 
-function delivery(organizationId: string, webhookId: string, body: Buffer, deliveryKey: string | null = null): NewDelivery {
+type StoringWebhook = { id: string; organizationId: string; verifiedWith: VerifiedWith };
+
+function delivery(hook: StoringWebhook, body: Buffer, deliveryKey: string | null = null): NewDelivery {
   return {
-    organizationId,
-    webhookId,
+    organizationId: hook.organizationId,
+    webhookId: hook.id,
+    verifiedWith: hook.verifiedWith,
     deliveryKey,
     contentType: 'application/octet-stream',
     body,
@@ -81,7 +84,7 @@ t.test('large batches go by COPY and every body is stored byte for byte; small o
   await fc.assert(
     fc.asyncProperty(fc.array(fc.oneof(large, small), { minLength: 1, maxLength: 6 }), async (bodies) => {
       const { copy, transactions } = countingCopy(app.database.sql!);
-      const stored = await storeDeliveries(app.db, bodies.map((body) => delivery(org.id, hook.id, body)), { copy });
+      const stored = await storeDeliveries(app.db, bodies.map((body) => delivery(hook, body)), { copy });
       const ids = stored.map((result) => (result.ok ? result.value.id : ''));
       const total = bodies.reduce((sum, body) => sum + body.length, 0);
       if (transactions() !== (total >= COPY_MIN_BYTES ? 1 : 0)) return false;
@@ -103,12 +106,12 @@ t.test('by COPY, a repeated delivery key answers duplicate with the original id,
   const { copy, transactions } = countingCopy(app.database.sql!);
   const [a, b] = [randomUUID(), randomUUID()];
   const big = (fill: string) => Buffer.alloc(COPY_MIN_BYTES, fill);
-  const first = await storeDeliveries(app.db, [delivery(org.id, hook.id, big('a'), a), delivery(org.id, hook.id, big('b'), a), delivery(org.id, hook.id, big('c'), b)], { copy });
+  const first = await storeDeliveries(app.db, [delivery(hook, big('a'), a), delivery(hook, big('b'), a), delivery(hook, big('c'), b)], { copy });
   t.ok(first.every((result) => result.ok));
   const [one, repeat, other] = first.map((result) => (result.ok ? result.value : null));
   t.same(repeat, { id: one!.id, duplicate: true }, 'the second of a key in one batch repeats the first');
   t.equal(other!.duplicate, false);
-  const again = await storeDeliveries(app.db, [delivery(org.id, hook.id, big('d'), b), delivery(org.id, hook.id, big('e'), null)], { copy });
+  const again = await storeDeliveries(app.db, [delivery(hook, big('d'), b), delivery(hook, big('e'), null)], { copy });
   t.same(again[0], { ok: true, value: { id: other!.id, duplicate: true } }, 'a key stored earlier answers its original id');
   const unkeyed = again[1]!;
   t.ok(unkeyed.ok && !unkeyed.value.duplicate, 'a delivery without a key is new');
@@ -140,11 +143,11 @@ t.test('a database that stops answering during a COPY batch: it fails in time wi
   const hook = await createWebhook(app, org.adminKey);
   const copy = { sql: database.sql!, timeoutMs: 500 };
   const body = Buffer.alloc(COPY_MIN_BYTES * 2, 'z');
-  t.ok((await storeDeliveries(database.db, [delivery(org.id, hook.id, body)], { copy }))[0]!.ok, 'stored while the database answers');
+  t.ok((await storeDeliveries(database.db, [delivery(hook, body)], { copy }))[0]!.ok, 'stored while the database answers');
 
   proxy.setDelay(60_000);
   const started = Date.now();
-  const stalled = (await storeDeliveries(database.db, [delivery(org.id, hook.id, body)], { copy }))[0]!;
+  const stalled = (await storeDeliveries(database.db, [delivery(hook, body)], { copy }))[0]!;
   const waited = Date.now() - started;
   t.notOk(stalled.ok);
   t.equal(!stalled.ok && (stalled.error as { code?: string }).code, 'DATABASE_WAIT_TIMEOUT', 'a 503 error (database unavailable), not a hang');
@@ -155,7 +158,7 @@ t.test('a database that stops answering during a COPY batch: it fails in time wi
   await proxy.restore();
   let ok = false;
   for (let i = 0; i < 50 && !ok; i++) {
-    ok = (await storeDeliveries(database.db, [delivery(org.id, hook.id, body)], { copy }))[0]!.ok;
+    ok = (await storeDeliveries(database.db, [delivery(hook, body)], { copy }))[0]!.ok;
     if (!ok) await new Promise((resolve) => setTimeout(resolve, 100));
   }
   t.ok(ok, 'stores by COPY again once the database is back');
@@ -177,6 +180,7 @@ t.test('a role that may not create temporary tables: bodies go as parameters, st
   });
   await owner.database.sql!.unsafe(`revoke temporary on database ${name} from public`);
   await owner.database.sql!.unsafe(`grant select, insert on webhook_deliveries to ${role}`);
+  await owner.database.sql!.unsafe(`grant select on webhooks to ${role}`);
   const url = new URL(env.DATABASE_URL!);
   url.username = role;
   const limited = await openDatabase({ databaseUrl: url.toString(), poolMax: 2, connectTimeoutMs: 5000, dataDir: 'memory://' });
@@ -187,7 +191,7 @@ t.test('a role that may not create temporary tables: bodies go as parameters, st
   const bodies = [Buffer.alloc(COPY_MIN_BYTES, 'p'), Buffer.alloc(COPY_MIN_BYTES + 1, 'q')];
   const ids: string[] = [];
   for (const body of bodies) {
-    const [stored] = await storeDeliveries(limited.db, [delivery(org.id, hook.id, body)], { copy });
+    const [stored] = await storeDeliveries(limited.db, [delivery(hook, body)], { copy });
     t.ok(stored?.ok, 'stored');
     if (stored?.ok) ids.push(stored.value.id);
   }

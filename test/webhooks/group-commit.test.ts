@@ -4,14 +4,26 @@ import { randomUUID } from 'node:crypto';
 import { eq, sql } from 'drizzle-orm';
 import t from 'tap';
 import { openDatabase, rowsOf } from '../../src/db/client.js';
-import { ackDeliveries, deliveryWriter, leaseDeliveries, storeDeliveries, type NewDelivery } from '../../src/db/deliveries.js';
+import { ackDeliveries, deliveryWriter, leaseDeliveries, storeDeliveries, type NewDelivery, type VerifiedWith } from '../../src/db/deliveries.js';
 import { webhookDeliveries } from '../../src/db/schema.js';
 import { asAgent, bearer, build, createAgent, createOrg, createWebhook, isolatedDatabaseEnv, TEST_DATABASE_URL } from '../helper.js';
 import { githubHeaders } from '../support/signing.js';
 
-function delivery(organizationId: string, webhookId: string, deliveryKey: string | null, text = '{}'): NewDelivery {
+type StoringWebhook = { id: string; organizationId: string; verifiedWith: VerifiedWith };
+
+function delivery(hook: StoringWebhook, deliveryKey: string | null, text = '{}'): NewDelivery {
   const body = Buffer.from(text);
-  return { organizationId, webhookId, deliveryKey, contentType: 'application/json', body, bodySha256: 'x'.repeat(64), headers: {}, sourceIp: '127.0.0.1' };
+  return {
+    organizationId: hook.organizationId,
+    webhookId: hook.id,
+    verifiedWith: hook.verifiedWith,
+    deliveryKey,
+    contentType: 'application/json',
+    body,
+    bodySha256: 'x'.repeat(64),
+    headers: {},
+    sourceIp: '127.0.0.1',
+  };
 }
 
 t.test('concurrent ingests of one delivery key store one row: one 202 new, the rest 200 duplicate with its id', async (t) => {
@@ -77,12 +89,13 @@ t.test('a failing row in a batch fails alone; its neighbours are stored', async 
   const app = await build(t);
   const org = await createOrg(app);
   const hook = await createWebhook(app, org.adminKey);
-  const missingWebhook = randomUUID(); // violates the foreign key
+  // Postgres refuses NUL in text: the batch's INSERT fails as a whole.
+  const unstorable = { ...delivery(hook, null), contentType: 'application/json\u0000' };
   const writer = deliveryWriter(app.db, { maxBatch: 10, maxBatchBytes: 1_048_576, maxInFlight: 1 });
   const settled = await Promise.allSettled([
-    writer.call(delivery(org.id, hook.id, null, '{"a":1}')),
-    writer.call(delivery(org.id, missingWebhook, null)),
-    writer.call(delivery(org.id, hook.id, 'k-1', '{"b":2}')),
+    writer.call(delivery(hook, null, '{"a":1}')),
+    writer.call(unstorable),
+    writer.call(delivery(hook, 'k-1', '{"b":2}')),
   ]);
   t.same(writer.stats, { batches: 1, items: 3, largest: 3 }, 'the three went out as one batch');
   t.equal(settled[0]!.status, 'fulfilled');
@@ -106,7 +119,7 @@ t.test(
       const bodies = Array.from({ length: size }, (_, i) => (i % 2 ? Buffer.from([0, 0xff, i]) : Buffer.from(`{"size":${size},"i":${i}}`)));
       const stored = await storeDeliveries(
         database.db,
-        bodies.map((body) => ({ ...delivery(org.id, hook.id, null), body })),
+        bodies.map((body) => ({ ...delivery(hook, null), body })),
       );
       t.ok(stored.every((result) => result.ok), `a batch of ${size} is stored`);
     }
@@ -132,7 +145,7 @@ t.test(
     const hook = await createWebhook(app, org.adminKey, { agent_id: agent.id });
     const database = await openDatabase({ databaseUrl: env.DATABASE_URL, poolMax: 1, connectTimeoutMs: 5000, dataDir: 'memory://' });
     t.teardown(() => database.close());
-    await storeDeliveries(database.db, Array.from({ length: 4 }, (_, i) => delivery(org.id, hook.id, `p-${i}`)));
+    await storeDeliveries(database.db, Array.from({ length: 4 }, (_, i) => delivery(hook, `p-${i}`)));
     for (const limit of [1, 3]) {
       const leased = await leaseDeliveries(database.db, org.id, agent.id, { limit, leaseSeconds: 60, maxAttempts: 5 });
       t.equal(leased.length, limit, `a lease of ${limit}`);
@@ -173,17 +186,17 @@ t.test('duplicates inside one batch and across batches answer the original id', 
   const org = await createOrg(app);
   const hook = await createWebhook(app, org.adminKey);
   const first = await storeDeliveries(app.db, [
-    delivery(org.id, hook.id, 'same'),
-    delivery(org.id, hook.id, 'same'),
-    delivery(org.id, hook.id, null),
-    delivery(org.id, hook.id, null),
+    delivery(hook, 'same'),
+    delivery(hook, 'same'),
+    delivery(hook, null),
+    delivery(hook, null),
   ]);
   const values = first.map((result) => (result.ok ? result.value : null));
   t.equal(values[0]!.duplicate, false);
   t.same(values[1], { id: values[0]!.id, duplicate: true });
   t.equal(values[2]!.duplicate, false, 'deliveries without a key are never duplicates');
   t.not(values[2]!.id, values[3]!.id);
-  const again = await storeDeliveries(app.db, [delivery(org.id, hook.id, 'same'), delivery(org.id, hook.id, 'other')]);
+  const again = await storeDeliveries(app.db, [delivery(hook, 'same'), delivery(hook, 'other')]);
   t.same(again[0], { ok: true, value: { id: values[0]!.id, duplicate: true } }, 'a later batch finds the stored row');
   t.equal(again[1]!.ok && again[1]!.value.duplicate, false);
   const rows = await app.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.webhookId, hook.id));

@@ -1,24 +1,31 @@
 // Webhook ingest: POST /api/v1/hooks/{webhook_id}. No API key — the signature is the
 // authentication. One straight path: limit → find the webhook → read at most the byte limit →
 // verify the signature over the exact bytes → store durably and idempotently → 202.
-// Hot path: concurrent requests share the webhook lookup query and the INSERT (group commit, see
-// db/batching.ts); decrypted secrets are remembered by ciphertext, so a rotation is seen at once.
+// Hot path: a known webhook is verified against an in-process copy of its row (webhook-cache.ts),
+// which the INSERT itself checks is still current; concurrent requests share the lookup query and
+// the INSERT (group commit, see db/batching.ts); decrypted secrets are remembered by ciphertext.
 import { createHash } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { SIGNATURE_HEADERS, verifyWebhookSignature } from '../../crypto/signatures.js';
+import { SIGNATURE_HEADERS, verifyWebhookSignature, type VerifyResult } from '../../crypto/signatures.js';
 import { decryptCache } from '../../crypto/keyring.js';
-import { deliveryWriter } from '../../db/deliveries.js';
+import { deliveryWriter, WebhookChanged } from '../../db/deliveries.js';
 import { secretAad, webhookIngestLookup, type Webhook } from '../../db/webhooks.js';
 import { AppError, codeForStatus } from '../../errors.js';
 import { isJsonText } from './json-text.js';
+import { webhookCache } from './webhook-cache.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
     webhook: Webhook | null;
+    /** True when request.webhook was read for this request, false when it is the cached copy. */
+    webhookFresh: boolean;
   }
 }
+
+/** Reads of the webhook row for one delivery, cached copy excluded, before it answers 503. */
+const MAX_FRESH_READS = 3;
 
 /**
  * Group commit: at most this many deliveries, or this many body bytes, per INSERT; four INSERTs at
@@ -59,6 +66,22 @@ function deliveryKey(request: FastifyRequest): string | null {
   return null;
 }
 
+/** What is stored of a verified request besides its webhook; refuses a body declared JSON that is not. */
+function deliveryOf(request: FastifyRequest, body: Buffer) {
+  const contentType = request.headers['content-type'] ?? null;
+  if (contentType && /^application\/([\w.+-]+\+)?json\b/i.test(contentType) && !isJsonText(body)) {
+    throw new AppError('invalid_json', { detail: 'The body is declared as JSON but does not parse' });
+  }
+  return {
+    deliveryKey: deliveryKey(request),
+    contentType,
+    body,
+    bodySha256: createHash('sha256').update(body).digest('hex'),
+    headers: capturedHeaders(request),
+    sourceIp: request.ip,
+  };
+}
+
 const hooks: FastifyPluginAsync = async (instance) => {
   const app = instance.withTypeProvider<ZodTypeProvider>();
   const config = app.config;
@@ -68,7 +91,21 @@ const hooks: FastifyPluginAsync = async (instance) => {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.webhookMaxPayloadBytes }, (_request, body, done) => done(null, body));
   app.decorateRequest('webhook', null);
+  app.decorateRequest('webhookFresh', false);
   const lookup = webhookIngestLookup(app.db, { timeoutMs: config.databaseWaitTimeoutMs });
+  const cache = webhookCache();
+
+  /** The webhook's current row, read now; unknown and disabled webhooks end the request. */
+  const freshWebhook = async (id: string): Promise<Webhook> => {
+    const webhook = await lookup.call(id);
+    if (!webhook) {
+      cache.delete(id);
+      throw new AppError('not_found', { detail: 'No such webhook' });
+    }
+    cache.set(webhook);
+    if (!webhook.enabled) throw new AppError('webhook_disabled', { detail: 'This webhook is disabled' });
+    return webhook;
+  };
   const writer = deliveryWriter(app.db, {
     ...BATCH,
     timeoutMs: config.databaseWaitTimeoutMs,
@@ -80,6 +117,29 @@ const hooks: FastifyPluginAsync = async (instance) => {
     },
   });
   const decrypt = decryptCache(app.keyring);
+
+  /**
+   * Checks the delivery's signature with the webhook's secrets. 'stale' when `cached` and a secret
+   * cannot be decrypted (a copy from before a key rotation): the caller reads the row again.
+   */
+  const verify = (webhook: Webhook, request: FastifyRequest, body: Buffer, cached: boolean): VerifyResult | { ok: true } | 'stale' => {
+    if (webhook.signatureScheme === 'none') return { ok: true };
+    const aad = secretAad(webhook.organizationId, webhook.id);
+    let secrets: string[];
+    try {
+      secrets = [decrypt(webhook.secretCiphertext, aad)];
+      if (webhook.previousSecretCiphertext && webhook.previousSecretExpiresAt && webhook.previousSecretExpiresAt.getTime() > Date.now()) {
+        secrets.push(decrypt(webhook.previousSecretCiphertext, aad));
+      }
+    } catch (err) {
+      if (cached) return 'stale';
+      throw err;
+    }
+    return verifyWebhookSignature(request.headers, body, secrets, {
+      nowSeconds: Math.floor(Date.now() / 1000),
+      toleranceSeconds: config.webhookToleranceS,
+    });
+  };
 
   const countFailure = (request: FastifyRequest, webhook: Webhook, reason: string) => {
     app.auditFailures.add({
@@ -113,10 +173,10 @@ const hooks: FastifyPluginAsync = async (instance) => {
         async (request) => app.limiters.hit('webhook', request),
         async (request) => {
           const { webhook_id } = request.params as { webhook_id: string };
-          const webhook = UUID.test(webhook_id) ? await lookup.call(webhook_id) : null;
-          if (!webhook) throw new AppError('not_found', { detail: 'No such webhook' });
-          if (!webhook.enabled) throw new AppError('webhook_disabled', { detail: 'This webhook is disabled' });
-          request.webhook = webhook;
+          if (!UUID.test(webhook_id)) throw new AppError('not_found', { detail: 'No such webhook' });
+          const cached = cache.get(webhook_id);
+          request.webhook = cached ?? (await freshWebhook(webhook_id));
+          request.webhookFresh = cached === undefined;
         },
       ],
       schema: {
@@ -127,42 +187,45 @@ const hooks: FastifyPluginAsync = async (instance) => {
       },
     },
     async (request, reply) => {
-      const webhook = request.webhook!;
       const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-
-      if (webhook.signatureScheme !== 'none') {
-        const aad = secretAad(webhook.organizationId, webhook.id);
-        const secrets = [decrypt(webhook.secretCiphertext, aad)];
-        if (webhook.previousSecretCiphertext && webhook.previousSecretExpiresAt && webhook.previousSecretExpiresAt.getTime() > Date.now()) {
-          secrets.push(decrypt(webhook.previousSecretCiphertext, aad));
+      let delivery: ReturnType<typeof deliveryOf> | undefined;
+      let webhook = request.webhook!;
+      let freshReads = request.webhookFresh ? 1 : 0;
+      for (;;) {
+        // A cached copy that does not verify may be out of date (a rotation through another
+        // instance): only the current row may reject the signature.
+        const verdict = verify(webhook, request, body, freshReads === 0);
+        if (verdict === 'stale' || (!verdict.ok && freshReads === 0)) {
+          webhook = await freshWebhook(webhook.id);
+          freshReads += 1;
+          continue;
         }
-        const verdict = verifyWebhookSignature(request.headers, body, secrets, {
-          nowSeconds: Math.floor(Date.now() / 1000),
-          toleranceSeconds: config.webhookToleranceS,
-        });
         if (!verdict.ok) {
           countFailure(request, webhook, verdict.code);
           throw new AppError(verdict.code, { detail: 'The webhook signature could not be verified; see docs/reference/webhooks.md' });
         }
+        // Checked once the sender is known to hold the secret.
+        delivery ??= deliveryOf(request, body);
+        try {
+          const stored = await writer.call({
+            ...delivery,
+            organizationId: webhook.organizationId,
+            webhookId: webhook.id,
+            verifiedWith: webhook,
+          });
+          reply.status(stored.duplicate ? 200 : 202);
+          return { delivery_id: stored.id, duplicate: stored.duplicate };
+        } catch (err) {
+          if (!(err instanceof WebhookChanged)) throw err;
+          // Changed since it was read or cached: verify again against the row as it is now.
+          cache.delete(webhook.id);
+          if (freshReads >= MAX_FRESH_READS) {
+            throw new AppError('unavailable', { detail: 'The webhook kept changing while this delivery was stored; send it again' });
+          }
+          webhook = await freshWebhook(webhook.id);
+          freshReads += 1;
+        }
       }
-
-      const contentType = request.headers['content-type'] ?? null;
-      if (contentType && /^application\/([\w.+-]+\+)?json\b/i.test(contentType) && !isJsonText(body)) {
-        throw new AppError('invalid_json', { detail: 'The body is declared as JSON but does not parse' });
-      }
-
-      const stored = await writer.call({
-        organizationId: webhook.organizationId,
-        webhookId: webhook.id,
-        deliveryKey: deliveryKey(request),
-        contentType,
-        body,
-        bodySha256: createHash('sha256').update(body).digest('hex'),
-        headers: capturedHeaders(request),
-        sourceIp: request.ip,
-      });
-      reply.status(stored.duplicate ? 200 : 202);
-      return { delivery_id: stored.id, duplicate: stored.duplicate };
     },
   );
 };

@@ -1,0 +1,126 @@
+// Ingest verifies a known webhook against its cached row, and the INSERT checks that row is still
+// current. Two apps on one database stand for two instances: a change made through one is seen by
+// the next delivery to the other, whose cached copy is then out of date.
+import { randomUUID } from 'node:crypto';
+import { eq, inArray } from 'drizzle-orm';
+import t, { type Test } from 'tap';
+import { storeDeliveries, WebhookChanged, type NewDelivery } from '../../src/db/deliveries.js';
+import { webhookDeliveries, webhooks } from '../../src/db/schema.js';
+import { webhookCache } from '../../src/routes/hooks/webhook-cache.js';
+import { bearer, build, createOrg, createWebhook } from '../helper.js';
+import { githubHeaders } from '../support/signing.js';
+
+async function twoInstances(t: Test) {
+  const ingest = await build(t);
+  const admin = await build(t);
+  const org = await createOrg(admin);
+  const hook = await createWebhook(admin, org.adminKey);
+  const send = async (secret: string, body: string) => {
+    const res = await ingest.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(secret, body, { 'x-github-delivery': randomUUID() }), payload: body });
+    return { status: res.statusCode, code: res.statusCode >= 400 ? (res.json().code as string) : null };
+  };
+  // The first delivery reads the row; the ingest instance keeps it from then on.
+  t.equal((await send(hook.secret, '{"n":0}')).status, 202, 'the first delivery is stored');
+  const stored = async () =>
+    (await admin.db.select({ body: webhookDeliveries.body }).from(webhookDeliveries).where(eq(webhookDeliveries.webhookId, hook.id))).map((row) =>
+      row.body.toString(),
+    );
+  return { ingest, admin, org, hook, send, stored };
+}
+
+t.test('a webhook disabled through another instance refuses the next delivery; enabled again, it accepts', async (t) => {
+  const { admin, org, hook, send, stored } = await twoInstances(t);
+  const patch = (enabled: boolean) => admin.inject({ method: 'PATCH', url: `/api/v1/webhooks/${hook.id}`, headers: bearer(org.adminKey), payload: { enabled } });
+  t.equal((await patch(false)).statusCode, 200);
+  t.same(await send(hook.secret, '{"n":1}'), { status: 410, code: 'webhook_disabled' });
+  t.equal((await patch(true)).statusCode, 200);
+  t.equal((await send(hook.secret, '{"n":2}')).status, 202, 'a disabled webhook is never cached: re-enabling is seen at once');
+  t.same((await stored()).sort(), ['{"n":0}', '{"n":2}']);
+});
+
+t.test('a webhook deleted through another instance answers 404 to the next delivery', async (t) => {
+  const { admin, org, hook, send } = await twoInstances(t);
+  t.equal((await admin.inject({ method: 'DELETE', url: `/api/v1/webhooks/${hook.id}`, headers: bearer(org.adminKey) })).statusCode, 204);
+  t.same(await send(hook.secret, '{"n":1}'), { status: 404, code: 'not_found' });
+});
+
+t.test('after a rotation through another instance the new secret verifies at once and the old one stores nothing', async (t) => {
+  const { admin, org, hook, send, stored } = await twoInstances(t);
+  const rotated = await admin.inject({ method: 'POST', url: `/api/v1/webhooks/${hook.id}/secret`, headers: bearer(org.adminKey), payload: { overlap_seconds: 0 } });
+  t.equal(rotated.statusCode, 200);
+  // The cached copy still holds the old secret, which verifies this delivery; the INSERT finds the
+  // row changed, and against the current row the signature fails.
+  t.same(await send(hook.secret, '{"old":1}'), { status: 403, code: 'signature_invalid' });
+  t.equal((await send(rotated.json().secret, '{"new":1}')).status, 202, 'the new secret');
+  t.same((await stored()).sort(), ['{"n":0}', '{"new":1}'], 'nothing was stored under the old secret');
+});
+
+t.test('an overlap ended through another instance stops the previous secret at once', async (t) => {
+  const { admin, org, hook, send } = await twoInstances(t);
+  const rotated = await admin.inject({ method: 'POST', url: `/api/v1/webhooks/${hook.id}/secret`, headers: bearer(org.adminKey), payload: { overlap_seconds: 3600 } });
+  t.equal((await send(hook.secret, '{"overlap":1}')).status, 202, 'the previous secret during the overlap');
+  await admin.db.update(webhooks).set({ previousSecretExpiresAt: new Date(Date.now() - 1000) }).where(eq(webhooks.id, hook.id));
+  t.same(await send(hook.secret, '{"overlap":2}'), { status: 403, code: 'signature_invalid' }, 'the cached expiry is not trusted');
+  t.equal((await send(rotated.json().secret, '{"overlap":3}')).status, 202);
+});
+
+t.test('storing under a webhook state that is no longer current stores nothing and says so, row by row', async (t) => {
+  const app = await build(t);
+  const org = await createOrg(app);
+  const hook = await createWebhook(app, org.adminKey);
+  const other = await createWebhook(app, org.adminKey);
+  const delivery = (target: typeof hook, text: string, verifiedWith = target.verifiedWith): NewDelivery => ({
+    organizationId: target.organizationId,
+    webhookId: target.id,
+    verifiedWith,
+    deliveryKey: null,
+    contentType: 'application/json',
+    body: Buffer.from(text),
+    bodySha256: 'x'.repeat(64),
+    headers: {},
+    sourceIp: '127.0.0.1',
+  });
+  const variants = {
+    secret: { ...hook.verifiedWith, secretCiphertext: other.verifiedWith.secretCiphertext },
+    previous: { ...hook.verifiedWith, previousSecretCiphertext: other.verifiedWith.secretCiphertext, previousSecretExpiresAt: new Date(Date.now() + 60_000) },
+    scheme: { ...hook.verifiedWith, signatureScheme: 'none' as const },
+  };
+  const results = await storeDeliveries(app.db, [
+    delivery(hook, '{"current":1}'),
+    delivery(hook, '{"secret":1}', variants.secret),
+    delivery(hook, '{"previous":1}', variants.previous),
+    delivery(hook, '{"scheme":1}', variants.scheme),
+    delivery({ ...hook, organizationId: other.organizationId, id: randomUUID() }, '{"missing":1}'),
+    delivery(other, '{"other":1}'),
+  ]);
+  t.same(
+    results.map((result) => result.ok),
+    [true, false, false, false, false, true],
+  );
+  for (const result of results.filter((r) => !r.ok)) t.type(result.ok ? null : result.error, WebhookChanged);
+  await app.db.update(webhooks).set({ enabled: false }).where(eq(webhooks.id, other.id));
+  const [disabled] = await storeDeliveries(app.db, [delivery(other, '{"disabled":1}')]);
+  t.type(disabled!.ok ? null : disabled!.error, WebhookChanged, 'a disabled webhook stores nothing');
+  const rows = await app.db
+    .select({ body: webhookDeliveries.body })
+    .from(webhookDeliveries)
+    .where(inArray(webhookDeliveries.webhookId, [hook.id, other.id]));
+  t.same(rows.map((row) => row.body.toString()).sort(), ['{"current":1}', '{"other":1}']);
+});
+
+t.test('the cache keeps enabled webhooks only, and drops the least recently used past its size', async (t) => {
+  const cache = webhookCache(2);
+  const row = (id: string, enabled = true) => ({ id, enabled }) as Parameters<typeof cache.set>[0];
+  cache.set(row('a'));
+  cache.set(row('b'));
+  t.ok(cache.get('a'), 'a used: b is now the oldest');
+  cache.set(row('c'));
+  t.equal(cache.size, 2);
+  t.equal(cache.get('b'), undefined, 'the least recently used went');
+  t.ok(cache.get('a'));
+  t.ok(cache.get('c'));
+  cache.set(row('a', false));
+  t.equal(cache.get('a'), undefined, 'a disabled row replaces nothing: it is dropped');
+  cache.delete('c');
+  t.equal(cache.size, 0);
+});
