@@ -148,16 +148,19 @@ export const randomIpv6 = () => `2001:db8::${Math.floor(Math.random() * 0xffff).
 /** A Redis server for shared rate-limit tests (CI sets it); those tests are skipped without it. */
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL || undefined;
 
-/**
- * A new webhook endpoint in the organization of `adminKey`, with its signing secret and, for tests
- * that store deliveries directly, its row as stored (`verifiedWith`: see NewDelivery).
- */
+/** A new webhook endpoint in the organization of `adminKey`, with its signing secret. */
 export async function createWebhook(app: FastifyInstance, adminKey: string, body: Record<string, unknown> = {}) {
   const res = await app.inject({ method: 'POST', url: '/api/v1/webhooks', headers: bearer(adminKey), payload: { name: randomName('hook'), ...body } });
   if (res.statusCode !== 201) throw new Error(`createWebhook: ${res.statusCode} ${res.body}`);
   const json = res.json();
-  const [row] = await app.db.select().from(webhooks).where(eq(webhooks.id, json.webhook.id));
-  return { id: json.webhook.id as string, secret: json.secret as string, url: `/api/v1/hooks/${json.webhook.id}`, organizationId: row!.organizationId, verifiedWith: row! };
+  return { id: json.webhook.id as string, secret: json.secret as string, url: `/api/v1/hooks/${json.webhook.id}` };
+}
+
+/** createWebhook, plus the row as stored, for tests that store deliveries directly (`verifiedWith`: see NewDelivery). */
+export async function createWebhookWithRow(app: FastifyInstance, adminKey: string, body: Record<string, unknown> = {}) {
+  const hook = await createWebhook(app, adminKey, body);
+  const [row] = await app.db.select().from(webhooks).where(eq(webhooks.id, hook.id));
+  return { ...hook, organizationId: row!.organizationId, verifiedWith: row! };
 }
 
 /**

@@ -149,6 +149,7 @@ const commands: Record<string, Command> = {
 
   async 'org list'(database, args) {
     const { values } = parseArgs({ args, options: { json: { type: 'boolean' } } });
+    await requireMigrated(database);
     const rows = [];
     let after: string | undefined;
     do {

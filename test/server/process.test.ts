@@ -60,6 +60,10 @@ t.test('a second server on the same DATA_DIR is refused with a clear message', a
 t.test('the CLI bootstraps an organization on the embedded database and prints its admin key once', async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), 'switchboard-data-'));
   t.teardown(() => rm(dataDir, { recursive: true, force: true }));
+  const early = await runCommand(['dist/cli/index.js', 'org', 'list'], { DATA_DIR: dataDir });
+  t.equal(early.code, 1, 'listing a database never migrated is refused');
+  t.match(early.stderr, /migrations are pending: run `npm run migrate` first/);
+  t.notMatch(early.stderr, 'Failed query', 'not a raw query error');
   const created = await runCommand(['dist/cli/index.js', 'org', 'create', '--name', 'Acme Corp'], { DATA_DIR: dataDir });
   t.equal(created.code, 0, created.stderr);
   const id = /organization: ([0-9a-f-]{36}) \(acme-corp\)/.exec(created.stdout)?.[1];

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import t from 'tap';
 import { storeDeliveries, type NewDelivery } from '../../src/db/deliveries.js';
 import { webhookDeliveries } from '../../src/db/schema.js';
-import { build, createOrg, createWebhook } from '../helper.js';
+import { build, createOrg, createWebhookWithRow } from '../helper.js';
 
 const bodies = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 300 }).map((text) => Buffer.from(text, 'utf8')), // any code point, NUL and astral included
@@ -25,7 +25,7 @@ const bodies = fc.oneof(
 t.test('every body is stored byte for byte, in batches that mix text and binary', async (t) => {
   const app = await build(t);
   const org = await createOrg(app);
-  const hook = await createWebhook(app, org.adminKey);
+  const hook = await createWebhookWithRow(app, org.adminKey);
   await fc.assert(
     fc.asyncProperty(fc.array(bodies, { minLength: 1, maxLength: 12 }), async (batch) => {
       const inputs: NewDelivery[] = batch.map((body) => ({

@@ -9,7 +9,7 @@ import { openDatabase } from '../../src/db/client.js';
 import { COPY_MIN_BYTES, copyData } from '../../src/db/copy-bodies.js';
 import { storeDeliveries, type CopyTarget, type NewDelivery, type VerifiedWith } from '../../src/db/deliveries.js';
 import { webhookDeliveries } from '../../src/db/schema.js';
-import { build, createOrg, createWebhook, isolatedDatabaseEnv, TEST_DATABASE_URL } from '../helper.js';
+import { build, createOrg, createWebhookWithRow, isolatedDatabaseEnv, TEST_DATABASE_URL } from '../helper.js';
 import { githubHeaders } from '../support/signing.js';
 import { proxiedUrl, startTcpProxy } from '../support/tcp-proxy.js';
 
@@ -72,7 +72,7 @@ t.test('COPY data is the PGCOPY binary format: signature, numbered rows with the
 t.test('large batches go by COPY and every body is stored byte for byte; small ones do not', needsPostgres, async (t) => {
   const app = await build(t);
   const org = await createOrg(app);
-  const hook = await createWebhook(app, org.adminKey);
+  const hook = await createWebhookWithRow(app, org.adminKey);
   const large = fc.oneof(
     fc.integer({ min: COPY_MIN_BYTES, max: 300_000 }).map((size) => Buffer.alloc(size, 'x')),
     fc.uint8Array({ minLength: 1, maxLength: 2000 }).map((bytes) => Buffer.concat(Array.from({ length: 40 }, () => Buffer.from(bytes)))), // any bytes, NUL included
@@ -102,7 +102,7 @@ t.test('large batches go by COPY and every body is stored byte for byte; small o
 t.test('by COPY, a repeated delivery key answers duplicate with the original id, in the batch and across batches', needsPostgres, async (t) => {
   const app = await build(t);
   const org = await createOrg(app);
-  const hook = await createWebhook(app, org.adminKey);
+  const hook = await createWebhookWithRow(app, org.adminKey);
   const { copy, transactions } = countingCopy(app.database.sql!);
   const [a, b] = [randomUUID(), randomUUID()];
   const big = (fill: string) => Buffer.alloc(COPY_MIN_BYTES, fill);
@@ -124,7 +124,7 @@ t.test('by COPY, a repeated delivery key answers duplicate with the original id,
 t.test('a 900 KB signed delivery is accepted through the route and stored exactly', async (t) => {
   const app = await build(t);
   const org = await createOrg(app);
-  const hook = await createWebhook(app, org.adminKey);
+  const hook = await createWebhookWithRow(app, org.adminKey);
   const body = JSON.stringify({ padding: 'é'.repeat(450_000) });
   const res = await app.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(hook.secret, body, { 'x-github-delivery': randomUUID() }), payload: body });
   t.equal(res.statusCode, 202);
@@ -140,7 +140,7 @@ t.test('a database that stops answering during a COPY batch: it fails in time wi
   t.teardown(() => database.close());
   const app = await build(t);
   const org = await createOrg(app);
-  const hook = await createWebhook(app, org.adminKey);
+  const hook = await createWebhookWithRow(app, org.adminKey);
   const copy = { sql: database.sql!, timeoutMs: 500 };
   const body = Buffer.alloc(COPY_MIN_BYTES * 2, 'z');
   t.ok((await storeDeliveries(database.db, [delivery(hook, body)], { copy }))[0]!.ok, 'stored while the database answers');
@@ -168,7 +168,7 @@ t.test('a role that may not create temporary tables: bodies go as parameters, st
   const env = await isolatedDatabaseEnv(t);
   const owner = await build(t, { database: 'own', env });
   const org = await createOrg(owner);
-  const hook = await createWebhook(owner, org.adminKey);
+  const hook = await createWebhookWithRow(owner, org.adminKey);
   const role = `switchboard_notemp_${randomUUID().slice(0, 8)}`;
   const name = new URL(env.DATABASE_URL!).pathname.slice(1);
   await owner.database.sql!.unsafe(`create role ${role} login`);

@@ -6,7 +6,7 @@ import t from 'tap';
 import { openDatabase, rowsOf } from '../../src/db/client.js';
 import { ackDeliveries, deliveryWriter, leaseDeliveries, storeDeliveries, type NewDelivery, type VerifiedWith } from '../../src/db/deliveries.js';
 import { webhookDeliveries } from '../../src/db/schema.js';
-import { asAgent, bearer, build, createAgent, createOrg, createWebhook, isolatedDatabaseEnv, TEST_DATABASE_URL } from '../helper.js';
+import { asAgent, bearer, build, createAgent, createOrg, createWebhookWithRow, isolatedDatabaseEnv, TEST_DATABASE_URL } from '../helper.js';
 import { githubHeaders } from '../support/signing.js';
 
 type StoringWebhook = { id: string; organizationId: string; verifiedWith: VerifiedWith };
@@ -29,7 +29,7 @@ function delivery(hook: StoringWebhook, deliveryKey: string | null, text = '{}')
 t.test('concurrent ingests of one delivery key store one row: one 202 new, the rest 200 duplicate with its id', async (t) => {
   const app = await build(t);
   const org = await createOrg(app);
-  const hook = await createWebhook(app, org.adminKey);
+  const hook = await createWebhookWithRow(app, org.adminKey);
   const body = JSON.stringify({ storm: true });
   const headers = await githubHeaders(hook.secret, body, { 'x-github-delivery': randomUUID() });
   const responses = await Promise.all(Array.from({ length: 12 }, () => app.inject({ method: 'POST', url: hook.url, headers, payload: body })));
@@ -49,7 +49,7 @@ t.test('concurrent ingests of one delivery key store one row: one 202 new, the r
 t.test('concurrent ingests with distinct keys all get their own committed row', async (t) => {
   const app = await build(t);
   const org = await createOrg(app);
-  const hook = await createWebhook(app, org.adminKey);
+  const hook = await createWebhookWithRow(app, org.adminKey);
   const sent = await Promise.all(
     Array.from({ length: 20 }, async (_, i) => {
       const body = JSON.stringify({ i });
@@ -68,7 +68,7 @@ t.test('a secret rotation, disable or delete on another instance is seen at once
   const a = await build(t);
   const b = await build(t, { database: a.database });
   const org = await createOrg(b);
-  const hook = await createWebhook(b, org.adminKey);
+  const hook = await createWebhookWithRow(b, org.adminKey);
   const body = '{"n":1}';
   t.equal((await a.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(hook.secret, body), payload: body })).statusCode, 202, 'A knows the secret');
 
@@ -88,7 +88,7 @@ t.test('a secret rotation, disable or delete on another instance is seen at once
 t.test('a failing row in a batch fails alone; its neighbours are stored', async (t) => {
   const app = await build(t);
   const org = await createOrg(app);
-  const hook = await createWebhook(app, org.adminKey);
+  const hook = await createWebhookWithRow(app, org.adminKey);
   // Postgres refuses NUL in text: the batch's INSERT fails as a whole.
   const unstorable = { ...delivery(hook, null), contentType: 'application/json\u0000' };
   const writer = deliveryWriter(app.db, { maxBatch: 10, maxBatchBytes: 1_048_576, maxInFlight: 1 });
@@ -111,7 +111,7 @@ t.test(
   async (t) => {
     const app = await build(t);
     const org = await createOrg(app);
-    const hook = await createWebhook(app, org.adminKey);
+    const hook = await createWebhookWithRow(app, org.adminKey);
     // One connection, so the statements it has prepared are the ones this test's batches prepared.
     const database = await openDatabase({ databaseUrl: TEST_DATABASE_URL, poolMax: 1, connectTimeoutMs: 5000, dataDir: 'memory://' });
     t.teardown(() => database.close());
@@ -142,7 +142,7 @@ t.test(
     const app = await build(t, { database: 'own', env });
     const org = await createOrg(app);
     const agent = await createAgent(app, org.adminKey);
-    const hook = await createWebhook(app, org.adminKey, { agent_id: agent.id });
+    const hook = await createWebhookWithRow(app, org.adminKey, { agent_id: agent.id });
     const database = await openDatabase({ databaseUrl: env.DATABASE_URL, poolMax: 1, connectTimeoutMs: 5000, dataDir: 'memory://' });
     t.teardown(() => database.close());
     await storeDeliveries(database.db, Array.from({ length: 4 }, (_, i) => delivery(hook, `p-${i}`)));
@@ -184,7 +184,7 @@ t.test(
 t.test('duplicates inside one batch and across batches answer the original id', async (t) => {
   const app = await build(t);
   const org = await createOrg(app);
-  const hook = await createWebhook(app, org.adminKey);
+  const hook = await createWebhookWithRow(app, org.adminKey);
   const first = await storeDeliveries(app.db, [
     delivery(hook, 'same'),
     delivery(hook, 'same'),
@@ -209,7 +209,7 @@ t.test('concurrent acks share a commit yet each gets its own answer: done, 409 l
   const agents = [await createAgent(app, org.adminKey), await createAgent(app, org.adminKey)];
   const leased: string[][] = [];
   for (const agent of agents) {
-    const hook = await createWebhook(app, org.adminKey, { agent_id: agent.id });
+    const hook = await createWebhookWithRow(app, org.adminKey, { agent_id: agent.id });
     for (let i = 0; i < 3; i++) {
       const body = JSON.stringify({ i });
       await app.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(hook.secret, body), payload: body });
@@ -239,7 +239,7 @@ t.test('a failing ack batch is retried ack by ack, so only the bad one fails', a
   const app = await build(t);
   const org = await createOrg(app);
   const agent = await createAgent(app, org.adminKey);
-  const hook = await createWebhook(app, org.adminKey, { agent_id: agent.id });
+  const hook = await createWebhookWithRow(app, org.adminKey, { agent_id: agent.id });
   const body = '{}';
   await app.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(hook.secret, body), payload: body });
   const leased = (await app.inject({ method: 'POST', url: '/api/v1/agent/deliveries/lease', headers: asAgent(agent.token), payload: {} })).json().data;
@@ -258,7 +258,7 @@ t.test('in one ack batch, only the lease holder is answered done, whoever comes 
   const holder = await createAgent(app, org.adminKey);
   const colleague = await createAgent(app, org.adminKey);
   const stranger = await createAgent(app, other.adminKey);
-  const hook = await createWebhook(app, org.adminKey, { agent_id: holder.id });
+  const hook = await createWebhookWithRow(app, org.adminKey, { agent_id: holder.id });
   const body = '{"held":true}';
   await app.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(hook.secret, body), payload: body });
   const [delivery] = (await app.inject({ method: 'POST', url: '/api/v1/agent/deliveries/lease', headers: asAgent(holder.token), payload: {} })).json().data;

@@ -7,14 +7,14 @@ import t, { type Test } from 'tap';
 import { storeDeliveries, WebhookChanged, type NewDelivery } from '../../src/db/deliveries.js';
 import { webhookDeliveries, webhooks } from '../../src/db/schema.js';
 import { webhookCache } from '../../src/routes/hooks/webhook-cache.js';
-import { bearer, build, createOrg, createWebhook } from '../helper.js';
+import { bearer, build, createOrg, createWebhookWithRow } from '../helper.js';
 import { githubHeaders } from '../support/signing.js';
 
 async function twoInstances(t: Test) {
   const ingest = await build(t);
   const admin = await build(t);
   const org = await createOrg(admin);
-  const hook = await createWebhook(admin, org.adminKey);
+  const hook = await createWebhookWithRow(admin, org.adminKey);
   const send = async (secret: string, body: string) => {
     const res = await ingest.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(secret, body, { 'x-github-delivery': randomUUID() }), payload: body });
     return { status: res.statusCode, code: res.statusCode >= 400 ? (res.json().code as string) : null };
@@ -67,8 +67,8 @@ t.test('an overlap ended through another instance stops the previous secret at o
 t.test('storing under a webhook state that is no longer current stores nothing and says so, row by row', async (t) => {
   const app = await build(t);
   const org = await createOrg(app);
-  const hook = await createWebhook(app, org.adminKey);
-  const other = await createWebhook(app, org.adminKey);
+  const hook = await createWebhookWithRow(app, org.adminKey);
+  const other = await createWebhookWithRow(app, org.adminKey);
   const delivery = (target: typeof hook, text: string, verifiedWith = target.verifiedWith): NewDelivery => ({
     organizationId: target.organizationId,
     webhookId: target.id,
