@@ -163,6 +163,8 @@ export async function createWebhookWithRow(app: FastifyInstance, adminKey: strin
   return { ...hook, organizationId: row!.organizationId, verifiedWith: row! };
 }
 
+export type WebhookWithRow = Awaited<ReturnType<typeof createWebhookWithRow>>;
+
 /**
  * A database of the test's own, for tests that change what every row depends on (e.g. the
  * encryption key): a fresh database on the Postgres server, or an embedded one in a temporary

@@ -1,12 +1,12 @@
 // Bodies reach Postgres as text parameters (db/deliveries.ts): UTF-8 text as itself, any other
 // bytes as base64. Whatever the bytes, and however a batch mixes them, the row holds them exactly.
-import { createHash } from 'node:crypto';
 import { inArray } from 'drizzle-orm';
 import fc from 'fast-check';
 import t from 'tap';
-import { storeDeliveries, type NewDelivery } from '../../src/db/deliveries.js';
+import { storeDeliveries } from '../../src/db/deliveries.js';
 import { webhookDeliveries } from '../../src/db/schema.js';
 import { build, createOrg, createWebhookWithRow } from '../helper.js';
+import { newDelivery } from '../support/deliveries.js';
 
 const bodies = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 300 }).map((text) => Buffer.from(text, 'utf8')), // any code point, NUL and astral included
@@ -28,17 +28,7 @@ t.test('every body is stored byte for byte, in batches that mix text and binary'
   const hook = await createWebhookWithRow(app, org.adminKey);
   await fc.assert(
     fc.asyncProperty(fc.array(bodies, { minLength: 1, maxLength: 12 }), async (batch) => {
-      const inputs: NewDelivery[] = batch.map((body) => ({
-        organizationId: org.id,
-        webhookId: hook.id,
-        verifiedWith: hook.verifiedWith,
-        deliveryKey: null,
-        contentType: 'application/octet-stream',
-        body,
-        bodySha256: createHash('sha256').update(body).digest('hex'),
-        headers: {},
-        sourceIp: '127.0.0.1',
-      }));
+      const inputs = batch.map((body) => newDelivery(hook, body, { contentType: 'application/octet-stream' }));
       const stored = await storeDeliveries(app.db, inputs);
       const ids = stored.map((result) => (result.ok ? result.value.id : ''));
       t.ok(stored.every((result) => result.ok), 'every delivery stored');

@@ -1,15 +1,16 @@
 // On Postgres, a batch whose bodies add up to COPY_MIN_BYTES reaches the database by COPY into a
 // staging table (db/copy-bodies.ts) instead of as parameters: the same rows, the same answers.
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { inArray } from 'drizzle-orm';
 import fc from 'fast-check';
 import type postgres from 'postgres';
 import t, { type Test } from 'tap';
 import { openDatabase } from '../../src/db/client.js';
 import { COPY_MIN_BYTES, copyData } from '../../src/db/copy-bodies.js';
-import { storeDeliveries, type CopyTarget, type NewDelivery, type VerifiedWith } from '../../src/db/deliveries.js';
+import { storeDeliveries, type CopyTarget } from '../../src/db/deliveries.js';
 import { webhookDeliveries } from '../../src/db/schema.js';
-import { build, createOrg, createWebhookWithRow, isolatedDatabaseEnv, TEST_DATABASE_URL } from '../helper.js';
+import { build, createOrg, createWebhookWithRow, isolatedDatabaseEnv, TEST_DATABASE_URL, type WebhookWithRow } from '../helper.js';
+import { newDelivery } from '../support/deliveries.js';
 import { githubHeaders } from '../support/signing.js';
 import { proxiedUrl, startTcpProxy } from '../support/tcp-proxy.js';
 
@@ -27,21 +28,8 @@ function countingCopy(sql: postgres.Sql, timeoutMs = 10_000): { copy: CopyTarget
   return { copy: { sql: counted, timeoutMs }, transactions: () => count };
 }
 
-type StoringWebhook = { id: string; organizationId: string; verifiedWith: VerifiedWith };
-
-function delivery(hook: StoringWebhook, body: Buffer, deliveryKey: string | null = null): NewDelivery {
-  return {
-    organizationId: hook.organizationId,
-    webhookId: hook.id,
-    verifiedWith: hook.verifiedWith,
-    deliveryKey,
-    contentType: 'application/octet-stream',
-    body,
-    bodySha256: createHash('sha256').update(body).digest('hex'),
-    headers: { 'x-test': 'copy' },
-    sourceIp: '127.0.0.1',
-  };
-}
+const delivery = (hook: WebhookWithRow, body: Buffer, deliveryKey: string | null = null) =>
+  newDelivery(hook, body, { deliveryKey, contentType: 'application/octet-stream', headers: { 'x-test': 'copy' } });
 
 async function storedBodies(t: Test, app: Awaited<ReturnType<typeof build>>, ids: string[]) {
   const rows = await app.db.select().from(webhookDeliveries).where(inArray(webhookDeliveries.id, ids));

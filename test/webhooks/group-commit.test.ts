@@ -4,27 +4,13 @@ import { randomUUID } from 'node:crypto';
 import { eq, sql } from 'drizzle-orm';
 import t from 'tap';
 import { openDatabase, rowsOf } from '../../src/db/client.js';
-import { ackDeliveries, deliveryWriter, leaseDeliveries, storeDeliveries, type NewDelivery, type VerifiedWith } from '../../src/db/deliveries.js';
+import { ackDeliveries, deliveryWriter, leaseDeliveries, storeDeliveries } from '../../src/db/deliveries.js';
 import { webhookDeliveries } from '../../src/db/schema.js';
-import { asAgent, bearer, build, createAgent, createOrg, createWebhookWithRow, isolatedDatabaseEnv, TEST_DATABASE_URL } from '../helper.js';
+import { asAgent, bearer, build, createAgent, createOrg, createWebhookWithRow, isolatedDatabaseEnv, TEST_DATABASE_URL, type WebhookWithRow } from '../helper.js';
+import { newDelivery } from '../support/deliveries.js';
 import { githubHeaders } from '../support/signing.js';
 
-type StoringWebhook = { id: string; organizationId: string; verifiedWith: VerifiedWith };
-
-function delivery(hook: StoringWebhook, deliveryKey: string | null, text = '{}'): NewDelivery {
-  const body = Buffer.from(text);
-  return {
-    organizationId: hook.organizationId,
-    webhookId: hook.id,
-    verifiedWith: hook.verifiedWith,
-    deliveryKey,
-    contentType: 'application/json',
-    body,
-    bodySha256: 'x'.repeat(64),
-    headers: {},
-    sourceIp: '127.0.0.1',
-  };
-}
+const delivery = (hook: WebhookWithRow, deliveryKey: string | null, text = '{}') => newDelivery(hook, text, { deliveryKey });
 
 t.test('concurrent ingests of one delivery key store one row: one 202 new, the rest 200 duplicate with its id', async (t) => {
   const app = await build(t);

@@ -4,10 +4,11 @@
 import { randomUUID } from 'node:crypto';
 import { eq, inArray } from 'drizzle-orm';
 import t, { type Test } from 'tap';
-import { storeDeliveries, WebhookChanged, type NewDelivery } from '../../src/db/deliveries.js';
+import { storeDeliveries, WebhookChanged } from '../../src/db/deliveries.js';
 import { webhookDeliveries, webhooks } from '../../src/db/schema.js';
 import { webhookCache } from '../../src/routes/hooks/webhook-cache.js';
-import { bearer, build, createOrg, createWebhookWithRow } from '../helper.js';
+import { bearer, build, createOrg, createWebhookWithRow, type WebhookWithRow } from '../helper.js';
+import { newDelivery } from '../support/deliveries.js';
 import { githubHeaders } from '../support/signing.js';
 
 async function twoInstances(t: Test) {
@@ -69,17 +70,7 @@ t.test('storing under a webhook state that is no longer current stores nothing a
   const org = await createOrg(app);
   const hook = await createWebhookWithRow(app, org.adminKey);
   const other = await createWebhookWithRow(app, org.adminKey);
-  const delivery = (target: typeof hook, text: string, verifiedWith = target.verifiedWith): NewDelivery => ({
-    organizationId: target.organizationId,
-    webhookId: target.id,
-    verifiedWith,
-    deliveryKey: null,
-    contentType: 'application/json',
-    body: Buffer.from(text),
-    bodySha256: 'x'.repeat(64),
-    headers: {},
-    sourceIp: '127.0.0.1',
-  });
+  const delivery = (target: WebhookWithRow, text: string, verifiedWith = target.verifiedWith) => newDelivery(target, text, { verifiedWith });
   const variants = {
     secret: { ...hook.verifiedWith, secretCiphertext: other.verifiedWith.secretCiphertext },
     previous: { ...hook.verifiedWith, previousSecretCiphertext: other.verifiedWith.secretCiphertext, previousSecretExpiresAt: new Date(Date.now() + 60_000) },
