@@ -4,8 +4,9 @@
 // memory, GC, event-loop lag) belong to the process, so they are collected once per process and
 // appended to every app's exposition.
 import fp from 'fastify-plugin';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { LimiterName } from './rate-limit.js';
+import { RequestHistogram, type HistogramChild } from './request-histogram.js';
 
 export type WebhookOutcome = 'accepted' | 'duplicate';
 export type BrokerSource = 'cached' | 'refreshed';
@@ -81,12 +82,13 @@ export default fp(
     const registers = [registry];
     const processes = processMetrics();
 
-    const requests = new Histogram({
-      name: 'switchboard_http_request_duration_seconds',
-      help: 'HTTP requests by method, route template and status code, and how long they took.',
-      labelNames: ['method', 'route', 'status'] as const,
-      registers,
-    });
+    const requests = new RequestHistogram(
+      'switchboard_http_request_duration_seconds',
+      'HTTP requests by method, route template and status code, and how long they took.',
+      ['method', 'route', 'status'],
+    );
+    // The registry only calls get() (and reset()), which RequestHistogram has; its types want a prom-client class.
+    registry.registerMetric(requests as unknown as Metric);
     const rateLimitRejections = new Counter({
       name: 'switchboard_rate_limit_rejections_total',
       help: 'Requests answered 429 rate_limited, by limiter.',
@@ -177,14 +179,14 @@ export default fp(
     issued.refreshed.inc(0);
 
     // route → method → status → bound histogram child: three map lookups per request.
-    const requestChildren = new Map<string, Map<string, Map<number, Histogram.Internal<'method' | 'route' | 'status'>>>>();
+    const requestChildren = new Map<string, Map<string, Map<number, HistogramChild>>>();
     const requestChild = (method: string, route: string, status: number) => {
       let byMethod = requestChildren.get(route);
       if (!byMethod) requestChildren.set(route, (byMethod = new Map()));
       let byStatus = byMethod.get(method);
       if (!byStatus) byMethod.set(method, (byStatus = new Map()));
       let child = byStatus.get(status);
-      if (!child) byStatus.set(status, (child = requests.labels(method, route, String(status))));
+      if (!child) byStatus.set(status, (child = requests.child(method, route, String(status))));
       return child;
     };
 
