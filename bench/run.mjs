@@ -131,6 +131,8 @@ const median = (values) => {
   return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 };
 const round1 = (n) => Math.round(n * 10) / 10;
+/** " (lowest–highest)" of per-round ratios, or nothing for a single round or a baseline row. */
+const spread = (values) => (values && values.length > 1 ? ` (${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)})` : '');
 
 /** The median of several runs; RSS is the peak of all of them, non-2xx their sum. */
 function summary(name, runs) {
@@ -342,11 +344,11 @@ async function main() {
   writeFileSync('bench/results.json', `${JSON.stringify(results, null, 2)}\n`);
   const table = [
     `Measured ${results.measured_at} on ${results.machine.cpus} cores, Node ${results.machine.node}, load average ${LOADAVG.join(' / ')} at start; autocannon on the same machine, ${CONNECTIONS} connections (10 for 512 KB and lease + ack).`,
-    `Each scenario: ${WARMUP_S} s unmeasured with its baseline (lease + ack: baseline only), then ${ROUNDS} rounds of ${DURATION_S} s of the baseline followed by ${DURATION_S} s of the scenario. Figures are medians over the rounds (peak RSS: the highest), ratios the median of the per-round ratios; baseline rows are the medians of all their runs.`,
+    `Each scenario: ${WARMUP_S} s unmeasured with its baseline (lease + ack: baseline only), then ${ROUNDS} rounds of ${DURATION_S} s of the baseline followed by ${DURATION_S} s of the scenario. Figures are medians over the rounds (peak RSS: the highest), ratios the median of the per-round ratios, with the lowest and highest round in brackets (how much the machine moved during the run); baseline rows are the medians of all their runs.`,
     '',
     '| scenario | req/s | × baseline | p50 ms | p99 ms | peak RSS MB | non-2xx | server CPU µs/req | CPU × baseline | database CPU µs/req |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...ratios.map((r) => `| ${r.name} | ${r.rps} | ${r.ratio_to_baseline} | ${r.p50_ms} | ${r.p99_ms} | ${r.peak_rss_mb} | ${r.non_2xx} | ${r.cpu_us_per_request} | ${r.cpu_ratio_to_baseline} | ${r.db_cpu_us_per_request ?? '–'} |`),
+    ...ratios.map((r) => `| ${r.name} | ${r.rps} | ${r.ratio_to_baseline}${spread(r.round_ratios)} | ${r.p50_ms} | ${r.p99_ms} | ${r.peak_rss_mb} | ${r.non_2xx} | ${r.cpu_us_per_request} | ${r.cpu_ratio_to_baseline} | ${r.db_cpu_us_per_request ?? '–'} |`),
     '',
     `Agent-token lookup at ${lookupAgents} agents vs ${LEASE_AGENTS}: ${results.lookup_100k_vs_10}× the requests/s (the ratio of their ratios to the baseline).`,
     'GET rows are compared with the baseline GET, the others with the baseline 1 KB POST. "CPU × baseline" is the',
