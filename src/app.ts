@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import type { Database } from './db/client.js';
 import { createLogger } from './logger.js';
 import databasePlugin from './plugins/database.js';
+import deadlinePlugin from './plugins/deadline.js';
 import errorsPlugin, { clientErrorHandler, frameworkErrorHandler } from './plugins/errors.js';
 import livenessFastPath from './plugins/liveness-fast-path.js';
 import metricsPlugin from './plugins/metrics.js';
@@ -68,6 +69,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   await app.register(errorsPlugin);
   await app.register(httpPlugin, { config });
+  // Before the routes: it gives each a deadline as it is registered.
+  await app.register(deadlinePlugin, { timeoutMs: config.databaseWaitTimeoutMs });
   await app.register(requestLogPlugin, { config });
   await app.register(databasePlugin, { config, database: options.database });
   await app.register(metricsPlugin);

@@ -188,8 +188,9 @@ export interface Config {
   shutdownTimeoutMs: number;
   requestTimeoutMs: number;
   /**
-   * How long a request on a hot path (ingest, agent auth, acks) waits for the database before it
-   * is answered 503: REQUEST_TIMEOUT_MS less half a second to send that answer, since the
+   * How long a request waits for the database (or Google) before it is answered 503: on the hot
+   * paths (ingest, agent auth, acks) per batched query, elsewhere for the whole request
+   * (plugins/deadline.ts). REQUEST_TIMEOUT_MS less half a second to send that answer, since the
    * connection is closed once it has been idle for REQUEST_TIMEOUT_MS.
    */
   databaseWaitTimeoutMs: number;

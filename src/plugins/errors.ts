@@ -170,6 +170,12 @@ export default fp(
         request.log.error({ err: error }, 'a stored secret cannot be decrypted: check TOKEN_ENCRYPTION_KEY and TOKEN_ENCRYPTION_OLD_KEYS');
         return sendProblem(request, reply, 'encryption_key_unavailable', 'A stored secret cannot be decrypted with the configured keys; operators: see the server log');
       }
+      if (error.code === 'FST_ERR_HANDLER_TIMEOUT') {
+        // plugins/deadline.ts: the handler is still waiting on the database or another dependency.
+        request.log.error({ err: error }, 'no answer within the request deadline');
+        reply.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_S));
+        return sendProblem(request, reply, 'unavailable', 'The request could not be completed in time (the database or another dependency did not answer); retry later');
+      }
       if (isDatabaseUnavailable(error)) {
         request.log.error({ err: error }, 'database unavailable');
         reply.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_S));

@@ -62,6 +62,7 @@ const agentDeliveries: FastifyPluginAsync = async (instance) => {
   app.post(
     '/:id/ack',
     {
+      config: { ownDeadline: true },
       schema: {
         summary: 'Acknowledge a leased delivery: processing succeeded',
         problems: ['lease_not_held'],

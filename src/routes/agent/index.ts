@@ -26,7 +26,7 @@ const agent: FastifyPluginAsync = async (instance) => {
   // Lets an agent check its token at start-up. Every attempt counts against the per-IP limit.
   app.post(
     '/auth',
-    { onRequest: [app.limitAgentAuthAttempts, app.authenticateAgent], schema: { summary: 'Check the agent token (counts against the per-IP limit)', response: { 200: AgentAuthResponse } } },
+    { onRequest: [app.limitAgentAuthAttempts, app.authenticateAgent], config: { ownDeadline: true }, schema: { summary: 'Check the agent token (counts against the per-IP limit)', response: { 200: AgentAuthResponse } } },
     async (request) => {
       const principal = agentOf(request);
       return {

@@ -168,7 +168,7 @@ const hooks: FastifyPluginAsync = async (instance) => {
     '/:webhook_id',
     {
       bodyLimit: config.webhookMaxPayloadBytes,
-      config: { auth: 'webhookSignature' },
+      config: { auth: 'webhookSignature', ownDeadline: true },
       onRequest: [
         async (request) => app.limiters.hit('webhook', request),
         async (request) => {
