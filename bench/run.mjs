@@ -132,7 +132,7 @@ const median = (values) => {
 };
 const round1 = (n) => Math.round(n * 10) / 10;
 /** " (lowest–highest)" of per-round ratios, or nothing for a single round or a baseline row. */
-const spread = (values) => (values && values.length > 1 ? ` (${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)})` : '');
+const spread = (values) => (values && values.length > 1 ? ` (${Math.min(...values)}–${Math.max(...values)})` : '');
 
 /** The median of several runs; RSS is the peak of all of them, non-2xx their sum. */
 function summary(name, runs) {
