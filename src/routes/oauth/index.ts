@@ -89,7 +89,7 @@ const oauth: FastifyPluginAsync = async (instance) => {
         summary: 'Google\'s redirect back after consent (browser page)',
         description: 'Answers an HTML page (or 302 to OAUTH_SUCCESS_REDIRECT_URL); failures carry their code in X-Error-Code.',
         produces: ['text/html'],
-        problems: ['oauth_not_configured', 'access_denied', 'invalid_state', 'no_refresh_token', 'token_exchange_failed', 'encryption_key_unavailable'],
+        problems: ['oauth_not_configured', 'access_denied', 'invalid_state', 'no_refresh_token', 'token_exchange_failed', 'encryption_key_unavailable', 'unavailable'],
         querystring: CallbackQuery,
       },
     },
