@@ -1,7 +1,7 @@
-// Switchboard sends text to Postgres as UTF-8 and stores webhook bodies that are UTF-8 text
-// through a text parameter (db/deliveries.ts). In a database of another encoding, non-ASCII
-// characters would be converted or refused, so migrating (at start-up or `npm run migrate`)
-// refuses such a database instead.
+// Switchboard sends text to Postgres as UTF-8: names, delivery headers, audit details, anything an
+// API accepts as a JSON string. In a database of another encoding, non-ASCII characters would be
+// converted or refused (a 500 for a valid request), so migrating (at start-up or `npm run
+// migrate`) refuses such a database instead.
 import { sql } from 'drizzle-orm';
 import { rowsOf, type DbOrTx } from './client.js';
 

@@ -1,5 +1,5 @@
-// Bodies reach Postgres as text parameters (db/deliveries.ts): UTF-8 text as itself, any other
-// bytes as base64. Whatever the bytes, and however a batch mixes them, the row holds them exactly.
+// A batch's bodies reach Postgres as one bytea parameter beside the JSON rows (db/deliveries.ts).
+// Whatever the bytes, and however a batch mixes them, the row holds them exactly.
 import { inArray } from 'drizzle-orm';
 import fc from 'fast-check';
 import t from 'tap';
