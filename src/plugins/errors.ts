@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { AppError, PROBLEMS, codeForStatus, problemType, type ProblemCode } from '../errors.js';
 import { KeyringError } from '../crypto/keyring.js';
 import { isDatabaseUnavailable } from '../db/errors.js';
+import { dropLateAnswers } from './deadline.js';
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
@@ -174,7 +175,9 @@ export default fp(
         // plugins/deadline.ts: the handler is still waiting on the database or another dependency.
         request.log.error({ err: error }, 'no answer within the request deadline');
         reply.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_S));
-        return sendProblem(request, reply, 'unavailable', 'The request could not be completed in time (the database or another dependency did not answer); retry later');
+        const answered = sendProblem(request, reply, 'unavailable', 'The request could not be completed in time (the database or another dependency did not answer); retry later');
+        dropLateAnswers(reply);
+        return answered;
       }
       if (isDatabaseUnavailable(error)) {
         request.log.error({ err: error }, 'database unavailable');

@@ -14,7 +14,7 @@ export interface FakeGoogle {
   revoked: string[];
   /** Refresh tokens Google no longer accepts. */
   invalidRefreshTokens: Set<string>;
-  options: { omitRefreshToken: boolean; failRefresh: boolean; accessTokenTtlS: number; refreshDelayMs: number };
+  options: { omitRefreshToken: boolean; failRefresh: boolean; accessTokenTtlS: number; refreshDelayMs: number; exchangeDelayMs: number };
   issuedRefreshTokens: string[];
   issuedAccessTokens: string[];
   close(): Promise<void>;
@@ -41,7 +41,7 @@ export async function startFakeGoogle(redirectUri: string): Promise<FakeGoogle> 
     refreshCalls: 0,
     revoked: [],
     invalidRefreshTokens: new Set(),
-    options: { omitRefreshToken: false, failRefresh: false, accessTokenTtlS: 3600, refreshDelayMs: 0 },
+    options: { omitRefreshToken: false, failRefresh: false, accessTokenTtlS: 3600, refreshDelayMs: 0, exchangeDelayMs: 0 },
     issuedRefreshTokens: [],
     issuedAccessTokens: [],
     consent(authorizationUrl, options = {}) {
@@ -67,6 +67,7 @@ export async function startFakeGoogle(redirectUri: string): Promise<FakeGoogle> 
       const params = await form(req);
       if (params.get('client_id') !== CLIENT_ID || params.get('client_secret') !== CLIENT_SECRET) return json(res, 401, { error: 'invalid_client' });
       if (params.get('grant_type') === 'authorization_code') {
+        if (fake.options.exchangeDelayMs) await new Promise((resolve) => setTimeout(resolve, fake.options.exchangeDelayMs));
         const grant = codes.get(params.get('code') ?? '');
         codes.delete(params.get('code') ?? '');
         const verifier = params.get('code_verifier') ?? '';
