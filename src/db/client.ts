@@ -24,7 +24,10 @@ export interface Database {
   readonly poolMax: number;
   /** The driver's own client, for what drizzle cannot express (COPY); null for the embedded database. */
   readonly sql: postgres.Sql | null;
-  /** Runs `fn` while holding a cluster-wide lock, so concurrent instances serialize (e.g. migrations). */
+  /**
+   * Runs `fn` while holding a cluster-wide lock, so concurrent instances serialize (e.g.
+   * migrations). On Postgres the lock takes one connection beyond the pool while `fn` runs.
+   */
   withExclusiveLock<T>(key: number, fn: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
@@ -84,17 +87,25 @@ function openPostgres(url: string, options: DatabaseOptions): Database {
     db,
     poolMax: options.poolMax,
     sql: client,
+    // The lock is held on a connection of its own, outside the pool: `fn` needs the pool's
+    // connections, and with DATABASE_POOL_MAX=1 a lock held on the only one would wait forever.
+    // Should this process die, the connection closes and Postgres releases the lock.
     async withExclusiveLock(key, fn) {
-      const conn = await client.reserve();
+      const lock = postgres(url, {
+        max: 1,
+        connect_timeout: Math.ceil(options.connectTimeoutMs / 1000),
+        onnotice: () => {},
+        connection: { application_name: 'switchboard (lock)' },
+      });
       try {
-        await conn`select pg_advisory_lock(${key})`;
+        await lock`select pg_advisory_lock(${key})`;
         try {
           return await fn();
         } finally {
-          await conn`select pg_advisory_unlock(${key})`;
+          await lock`select pg_advisory_unlock(${key})`;
         }
       } finally {
-        conn.release();
+        await lock.end({ timeout: 5 });
       }
     },
     close: once(() => client.end({ timeout: 5 })),

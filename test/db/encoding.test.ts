@@ -1,5 +1,5 @@
-// Migrating refuses a database whose encoding is not UTF8 (db/encoding.ts): text and webhook
-// bodies travel as UTF-8 text, which such a database would convert or refuse.
+// Migrating refuses a database whose encoding is not UTF8 (db/encoding.ts): any JSON string an API
+// accepts travels as UTF-8 text, which such a database would convert or refuse.
 import postgres from 'postgres';
 import t from 'tap';
 import { openDatabase } from '../../src/db/client.js';
