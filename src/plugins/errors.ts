@@ -43,6 +43,8 @@ export function sendProblem(
   status: number = PROBLEMS[code].status,
 ) {
   request.problemCode = code;
+  const render = request.routeOptions?.config?.renderProblem;
+  if (render) return render(reply, { code, status, detail });
   return reply
     .status(status)
     .type('application/problem+json')
@@ -125,6 +127,13 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The `code` of the problem this request was answered with, once it was; for metrics. */
     problemCode: ProblemCode | null;
+  }
+  interface FastifyContextConfig {
+    /**
+     * How this route answers a problem instead of problem+json (a page a browser lands on): every
+     * problem, the route's own, validation, an outage or the deadline, takes the same form.
+     */
+    renderProblem?: (reply: FastifyReply, problem: { code: ProblemCode; status: number; detail: string }) => FastifyReply;
   }
 }
 

@@ -204,8 +204,9 @@ const RESPONSE_HEADERS: Partial<Record<number, Json>> = {
 };
 
 const PROBLEM_CONTENT = { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } };
-/** The OAuth callback answers the browser with a page; the code is in X-Error-Code. */
-const PAGE_CONTENT = { ...PROBLEM_CONTENT, 'text/html': { schema: { type: 'string' } } };
+/** The OAuth callback answers every problem with a page (config.renderProblem); the code is in X-Error-Code. */
+const PAGE_CONTENT = { 'text/html': { schema: { type: 'string' } } };
+const PAGE_HEADERS = { 'X-Error-Code': { description: 'The problem code', schema: { type: 'string' } } };
 
 function problemResponses(codes: ProblemCode[], html: boolean): Record<string, Json> {
   const byStatus = new Map<number, ProblemCode[]>();
@@ -214,8 +215,7 @@ function problemResponses(codes: ProblemCode[], html: boolean): Record<string, J
   for (const [status, list] of [...byStatus].sort(([a], [b]) => a - b)) {
     responses[String(status)] = {
       description: list.map((code) => `\`${code}\`: ${PROBLEMS[code].title}`).join('; '),
-      ...(RESPONSE_HEADERS[status] ? { headers: RESPONSE_HEADERS[status] } : {}),
-      ...(html ? { headers: { 'X-Error-Code': { description: 'The problem code, on HTML pages', schema: { type: 'string' } } } } : {}),
+      ...(RESPONSE_HEADERS[status] || html ? { headers: { ...RESPONSE_HEADERS[status], ...(html ? PAGE_HEADERS : {}) } } : {}),
       content: html ? PAGE_CONTENT : PROBLEM_CONTENT,
     };
   }
@@ -240,7 +240,7 @@ const transformObject: SwaggerTransformObject = (document) => {
       operation.responses = {
         ...responses,
         ...Object.fromEntries(Object.entries(problemResponses(codes, html)).filter(([status]) => !responses[status])),
-        default: { description: '`internal_error` (500) or another problem', content: PROBLEM_CONTENT },
+        default: { description: '`internal_error` (500) or another problem', ...(html ? { headers: PAGE_HEADERS } : {}), content: html ? PAGE_CONTENT : PROBLEM_CONTENT },
       };
       if (optional && operation.requestBody) (operation.requestBody as Json).required = false;
     }

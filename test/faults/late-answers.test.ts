@@ -33,7 +33,12 @@ t.test('a handler that finishes after its 503: its work stands, its answer is dr
   google.options.exchangeDelayMs = 1500;
   const start = await app.inject({ method: 'GET', url: '/api/v1/oauth/google/start?redirect=false', headers: bearer(org.adminKey) });
   const callback = await app.inject({ method: 'GET', url: google.consent(start.json().authorization_url).replace('http://127.0.0.1:8080', '') });
-  expectDeadline(callback, 'the callback');
+  // The browser gets the callback's page, with the code in X-Error-Code, not problem+json.
+  t.equal(callback.statusCode, 503, 'the callback: 503 at the deadline');
+  t.equal(callback.headers['retry-after'], '5');
+  t.equal(callback.headers['x-error-code'], 'unavailable');
+  t.match(callback.headers['content-type'], 'text/html');
+  t.match(callback.body, 'Google account not connected');
   await untilLate(1);
   t.match(late(), [{ level: 'warn', outcome: 'completed', request_id: callback.headers['x-request-id'] }], 'the callback logs that it completed');
   const [connection] = await app.db.select().from(googleConnections).where(eq(googleConnections.organizationId, org.id));

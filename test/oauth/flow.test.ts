@@ -89,6 +89,13 @@ t.test('a state works once, only before it expires, and only through the server 
   await app.db.execute(sql`update oauth_states set expires_at = now() - interval '1 second'`);
   t.equal((await callback(google.consent(expiring.authorization_url))).headers['x-error-code'], 'invalid_state', 'expired');
   t.equal((await callback('/api/v1/oauth/google/callback?code=x&state=made-up')).headers['x-error-code'], 'invalid_state', 'unknown');
+
+  // Refused by validation before the handler runs: the browser still gets the page, not problem+json.
+  const oversized = await callback(`/api/v1/oauth/google/callback?code=x&state=${'s'.repeat(600)}`);
+  t.equal(oversized.statusCode, 400);
+  t.equal(oversized.headers['x-error-code'], 'validation_failed');
+  t.match(oversized.headers['content-type'], 'text/html');
+  t.match(oversized.body, 'Google account not connected');
 });
 
 t.test('a state created through one instance is consumed through another exactly once', { skip: TEST_DATABASE_URL ? false : 'needs TEST_DATABASE_URL (two instances on one database)' }, async (t) => {

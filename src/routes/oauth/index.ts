@@ -92,6 +92,8 @@ const oauth: FastifyPluginAsync = async (instance) => {
         problems: ['oauth_not_configured', 'access_denied', 'invalid_state', 'no_refresh_token', 'token_exchange_failed', 'encryption_key_unavailable', 'unavailable'],
         querystring: CallbackQuery,
       },
+      // Whatever fails (validation, an outage, the request deadline), the browser gets the page.
+      config: { renderProblem: (reply, problem) => page(reply, problem.status, 'Google account not connected', problem.detail, problem.code) },
     },
     async (request, reply) => {
       const fail = (code: ProblemCode, message: string) => page(reply, PROBLEMS[code].status, 'Google account not connected', message, code);
