@@ -40,6 +40,10 @@ function page(reply: FastifyReply, status: number, title: string, message: strin
     );
 }
 
+/** The page for a callback that did not connect the account: the route's own problems and any other. */
+const failurePage = (reply: FastifyReply, code: ProblemCode, message: string, status: number = PROBLEMS[code].status) =>
+  page(reply, status, 'Google account not connected', message, code);
+
 const oauth: FastifyPluginAsync = async (instance) => {
   const app = instance.withTypeProvider<ZodTypeProvider>();
   const config = app.config;
@@ -93,10 +97,10 @@ const oauth: FastifyPluginAsync = async (instance) => {
         querystring: CallbackQuery,
       },
       // Whatever fails (validation, an outage, the request deadline), the browser gets the page.
-      config: { renderProblem: (reply, problem) => page(reply, problem.status, 'Google account not connected', problem.detail, problem.code) },
+      config: { renderProblem: (reply, problem) => failurePage(reply, problem.code, problem.detail, problem.status) },
     },
     async (request, reply) => {
-      const fail = (code: ProblemCode, message: string) => page(reply, PROBLEMS[code].status, 'Google account not connected', message, code);
+      const fail = (code: ProblemCode, message: string) => failurePage(reply, code, message);
       if (!google) return fail('oauth_not_configured', 'Google OAuth is not configured on this server.');
       const { code, state, error } = request.query;
       const consumed = state ? await consumeOAuthState(app.db, hashState(state)) : null;
