@@ -76,7 +76,7 @@ t.test('start → consent → callback → connected → broker → refresh on e
 });
 
 t.test('a state works once, only before it expires, and only through the server that knows it', async (t) => {
-  const { google, app, start, callback } = await setup(t);
+  const { google, app, org, start, callback } = await setup(t);
   const { authorization_url } = await start();
   const url = google.consent(authorization_url);
   t.equal((await callback(url)).statusCode, 200);
@@ -86,7 +86,8 @@ t.test('a state works once, only before it expires, and only through the server 
   t.match(replay.body, 'invalid_state');
 
   const expiring = await start();
-  await app.db.execute(sql`update oauth_states set expires_at = now() - interval '1 second'`);
+  // Only this organization's state: on Postgres other test files share the database and hold live states.
+  await app.db.execute(sql`update oauth_states set expires_at = now() - interval '1 second' where organization_id = ${org.id}`);
   t.equal((await callback(google.consent(expiring.authorization_url))).headers['x-error-code'], 'invalid_state', 'expired');
   t.equal((await callback('/api/v1/oauth/google/callback?code=x&state=made-up')).headers['x-error-code'], 'invalid_state', 'unknown');
 
