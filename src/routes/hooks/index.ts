@@ -10,6 +10,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { SIGNATURE_HEADERS, verifyWebhookSignature, type VerifyResult } from '../../crypto/signatures.js';
 import { decryptCache } from '../../crypto/keyring.js';
+import { COPY_MIN_BYTES } from '../../db/copy-bodies.js';
 import { deliveryWriter, WebhookChanged } from '../../db/deliveries.js';
 import { secretAad, webhookIngestLookup, type Webhook } from '../../db/webhooks.js';
 import { AppError, codeForStatus } from '../../errors.js';
@@ -38,9 +39,11 @@ const MAX_FRESH_READS = 3;
  * 64 KB of bodies or more goes by COPY (db/copy-bodies.ts); bodies sent as parameters are copied
  * whole several times.
  */
-const SMALL_BATCHES = { maxBatch: 64, maxBatchBytes: 262_144, maxInFlight: 1 };
-const LARGE_BATCHES = { maxBatch: 64, maxBatchBytes: 262_144, maxInFlight: 4 };
-const LARGE_BODY = 65_536;
+const BATCH = { maxBatch: 64, maxBatchBytes: 262_144 };
+const SMALL_BATCHES = { ...BATCH, maxInFlight: 1 };
+const LARGE_BATCHES = { ...BATCH, maxInFlight: 4 };
+/** A body this large makes a COPY batch on its own. */
+const LARGE_BODY = COPY_MIN_BYTES;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const DELIVERY_KEY = /^[\x21-\x7e]{1,200}$/;
