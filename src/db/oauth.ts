@@ -1,8 +1,8 @@
 // OAuth state (single-use, hashed) and the organization's Google connection (tokens encrypted by
 // the caller with the keyring; this module only moves ciphertext).
-import { and, eq, lt, sql } from 'drizzle-orm';
+import { and, eq, getTableColumns, lt, sql } from 'drizzle-orm';
 import type { DbOrTx } from './client.js';
-import { googleConnections, oauthStates } from './schema.js';
+import { apiKeys, googleConnections, oauthStates } from './schema.js';
 
 export type OAuthState = typeof oauthStates.$inferSelect;
 export type GoogleConnection = typeof googleConnections.$inferSelect;
@@ -14,7 +14,7 @@ export const verifierAad = (stateHash: string) => `oauth_states:${stateHash}:cod
 export async function createOAuthState(
   db: DbOrTx,
   organizationId: string,
-  input: { stateHash: string; apiKeyId: string | null; codeVerifierCiphertext: string; ttlSeconds: number },
+  input: { stateHash: string; apiKeyId: string; codeVerifierCiphertext: string; ttlSeconds: number },
 ): Promise<OAuthState> {
   const rows = await db
     .insert(oauthStates)
@@ -29,10 +29,26 @@ export async function createOAuthState(
   return rows[0]!;
 }
 
-/** Deletes and returns the state in one statement: exactly one caller, on any instance, gets it. */
-export async function consumeOAuthState(db: DbOrTx, stateHash: string): Promise<OAuthState | null> {
-  const rows = await db.delete(oauthStates).where(eq(oauthStates.stateHash, stateHash)).returning();
+/**
+ * Deletes and returns the state in one statement: exactly one caller, on any instance, gets it.
+ * `keyUsable` says whether the admin key that started it may still act for its organization (not
+ * revoked, not expired, admin): a state outliving its key's authority must not connect an account.
+ */
+export async function consumeOAuthState(db: DbOrTx, stateHash: string): Promise<(OAuthState & { keyUsable: boolean }) | null> {
+  const rows = await db
+    .delete(oauthStates)
+    .where(eq(oauthStates.stateHash, stateHash))
+    .returning({
+      ...getTableColumns(oauthStates),
+      keyUsable: sql<boolean>`exists (select 1 from ${apiKeys} k where k.id = ${oauthStates.apiKeyId} and k.organization_id = ${oauthStates.organizationId}
+        and k.role = 'admin' and k.revoked_at is null and (k.expires_at is null or k.expires_at > now()))`,
+    });
   return rows[0] ?? null;
+}
+
+/** Ends the pending connections a key started (it was revoked). */
+export async function deleteOAuthStatesOfKey(db: DbOrTx, organizationId: string, apiKeyId: string): Promise<void> {
+  await db.delete(oauthStates).where(and(eq(oauthStates.organizationId, organizationId), eq(oauthStates.apiKeyId, apiKeyId)));
 }
 
 export async function pruneOAuthStates(db: DbOrTx): Promise<void> {

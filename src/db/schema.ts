@@ -220,12 +220,19 @@ export const oauthStates = pgTable(
       .notNull()
       .references(() => organizations.id, { onDelete: 'cascade' }),
     stateHash: text('state_hash').notNull(),
-    apiKeyId: uuid('api_key_id'),
+    // The admin key that started the connection: revoking it (or deleting it) ends its pending states.
+    apiKeyId: uuid('api_key_id')
+      .notNull()
+      .references(() => apiKeys.id, { onDelete: 'cascade' }),
     codeVerifierCiphertext: text('code_verifier_ciphertext').notNull(),
     expiresAt: at('expires_at').notNull(),
     createdAt: at('created_at').notNull().defaultNow(),
   },
-  (t) => [uniqueIndex('oauth_states_state_hash_idx').on(t.stateHash), index('oauth_states_organization_id_idx').on(t.organizationId)],
+  (t) => [
+    uniqueIndex('oauth_states_state_hash_idx').on(t.stateHash),
+    index('oauth_states_organization_id_idx').on(t.organizationId),
+    index('oauth_states_api_key_id_idx').on(t.apiKeyId),
+  ],
 );
 
 /** One Google connection per organization; tokens encrypted with the keyring. */

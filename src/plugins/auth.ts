@@ -61,8 +61,13 @@ export function bearerToken(request: FastifyRequest): string | null {
 
 /** The organization of an API-key principal; routes behind authenticateApiKey always have one. */
 export function organizationOf(request: FastifyRequest): string {
+  return apiKeyOf(request).organizationId;
+}
+
+/** The API-key principal itself (its key id and organization); routes behind authenticateApiKey always have one. */
+export function apiKeyOf(request: FastifyRequest): Extract<Principal, { type: 'api_key' }> {
   if (request.principal?.type !== 'api_key') throw unauthorized();
-  return request.principal.organizationId;
+  return request.principal;
 }
 
 /** preHandler for routes that need a role; the role it requires is readable as `requiredRole`. */

@@ -2,7 +2,7 @@ import { eq, sql } from 'drizzle-orm';
 import t, { type Test } from 'tap';
 import { rowsOf } from '../../src/db/client.js';
 import { googleConnections } from '../../src/db/schema.js';
-import { asAgent, bearer, build, captureLogs, createAgent, createOrg, TEST_DATABASE_URL } from '../helper.js';
+import { asAgent, bearer, build, captureLogs, createAgent, createKey, createOrg, TEST_DATABASE_URL } from '../helper.js';
 import { startFakeGoogle } from '../support/fake-google.js';
 
 const CALLBACK = 'http://127.0.0.1:8080/api/v1/oauth/google/callback';
@@ -97,6 +97,38 @@ t.test('a state works once, only before it expires, and only through the server 
   t.equal(oversized.headers['x-error-code'], 'validation_failed');
   t.match(oversized.headers['content-type'], 'text/html');
   t.match(oversized.body, 'Google account not connected');
+});
+
+t.test('a state ends with the authority of the key that started it: revoked or expired first, the callback refuses it', async (t) => {
+  const { google, app, org, start, callback } = await setup(t);
+  const second = await createKey(app, org.adminKey, 'admin');
+  const countStates = async () => rowsOf<{ n: number }>(await app.db.execute(sql`select count(*)::int as n from oauth_states where api_key_id = ${second.id}`))[0]!.n;
+
+  const pending = google.consent((await start(second.key)).authorization_url);
+  t.equal(await countStates(), 1);
+  t.equal((await app.inject({ method: 'DELETE', url: `/api/v1/api-keys/${second.id}`, headers: bearer(org.adminKey) })).statusCode, 204);
+  t.equal(await countStates(), 0, 'revoking the key deleted its pending states');
+  const afterRevoke = await callback(pending);
+  t.equal(afterRevoke.statusCode, 400);
+  t.equal(afterRevoke.headers['x-error-code'], 'invalid_state');
+
+  // Expiry is not an event: the state survives it, and the callback checks the key itself.
+  const third = await createKey(app, org.adminKey, 'admin');
+  const expiring = google.consent((await start(third.key)).authorization_url);
+  await app.db.execute(sql`update api_keys set expires_at = now() - interval '1 second' where id = ${third.id}`);
+  const afterExpiry = await callback(expiring);
+  t.equal(afterExpiry.statusCode, 400);
+  t.equal(afterExpiry.headers['x-error-code'], 'invalid_state');
+  t.match(afterExpiry.body, 'no longer valid');
+  t.equal(google.issuedRefreshTokens.length, 0, 'no code was exchanged with Google');
+
+  const status = (await app.inject({ method: 'GET', url: '/api/v1/oauth/status', headers: bearer(org.adminKey) })).json().google;
+  t.equal(status.state, 'not_connected', 'nothing was connected');
+  const failures = (await app.inject({ method: 'GET', url: '/api/v1/audit-events', headers: bearer(org.adminKey) })).json().data.filter((e: { action: string }) => e.action.startsWith('oauth.'));
+  t.same(failures, [], 'and nothing was recorded as connected');
+
+  // A live key still works.
+  t.equal((await callback(google.consent((await start()).authorization_url))).statusCode, 200);
 });
 
 t.test('a state created through one instance is consumed through another exactly once', { skip: TEST_DATABASE_URL ? false : 'needs TEST_DATABASE_URL (two instances on one database)' }, async (t) => {

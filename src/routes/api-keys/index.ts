@@ -4,6 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { issueToken } from '../../crypto/tokens.js';
 import { API_KEY_PREFIX, createApiKey, getApiKey, listApiKeys, revokeApiKey } from '../../db/api-keys.js';
 import { recordAuditEvents } from '../../db/audit-events.js';
+import { deleteOAuthStatesOfKey } from '../../db/oauth.js';
 import { AppError } from '../../errors.js';
 import { authenticateAll, organizationOf, requireRole } from '../../plugins/auth.js';
 import { auditEvent } from '../../plugins/audit.js';
@@ -60,6 +61,7 @@ const apiKeys: FastifyPluginAsync = async (instance) => {
     await app.db.transaction(async (tx) => {
       const key = await revokeApiKey(tx, organizationId, request.params.id);
       if (!key) throw new AppError('not_found', { detail: 'No such API key' });
+      await deleteOAuthStatesOfKey(tx, organizationId, key.id);
       await recordAuditEvents(tx, [
         auditEvent(request, { action: 'api_key.revoked', targetType: 'api_key', targetId: key.id, details: { prefix: `${API_KEY_PREFIX}_${key.publicId}` } }),
       ]);

@@ -17,7 +17,7 @@ import {
 } from '../../db/oauth.js';
 import { AppError, PROBLEMS, type ProblemCode } from '../../errors.js';
 import { GoogleGrantError, GoogleOAuth } from '../../google/oauth-client.js';
-import { organizationOf, requireRole } from '../../plugins/auth.js';
+import { apiKeyOf, organizationOf, requireRole } from '../../plugins/auth.js';
 import { auditEvent } from '../../plugins/audit.js';
 import { NoContent } from '../common.js';
 import { CallbackQuery, googleStatus, OAuthStatusResponse, StartQuery, StartResponse } from './schemas.js';
@@ -69,13 +69,13 @@ const oauth: FastifyPluginAsync = async (instance) => {
     },
     async (request, reply) => {
       const client = requireGoogle();
-      const organizationId = organizationOf(request);
+      const { organizationId, keyId } = apiKeyOf(request);
       const state = randomBytes(32).toString('base64url');
       const stateHash = hashState(state);
       const { codeVerifier, codeChallenge } = await client.pkce();
       const stored = await createOAuthState(app.db, organizationId, {
         stateHash,
-        apiKeyId: request.principal?.type === 'api_key' ? request.principal.keyId : null,
+        apiKeyId: keyId,
         codeVerifierCiphertext: app.keyring.encrypt(codeVerifier, verifierAad(stateHash)),
         ttlSeconds: STATE_TTL_S,
       });
@@ -108,6 +108,8 @@ const oauth: FastifyPluginAsync = async (instance) => {
       if (!consumed || consumed.expiresAt.getTime() <= Date.now()) {
         return fail('invalid_state', 'This link is unknown, expired or already used. Start again from Switchboard.');
       }
+      // The key that started it was revoked, expired or demoted since: its authority ended with it.
+      if (!consumed.keyUsable) return fail('invalid_state', 'The API key that started this connection is no longer valid. Start again from Switchboard.');
       if (!code) return fail('invalid_state', 'Google did not return an authorization code.');
       const organizationId = consumed.organizationId;
       const actor = { actorType: 'api_key' as const, actorId: consumed.apiKeyId, clientIp: request.ip, requestId: request.id };
