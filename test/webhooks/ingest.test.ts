@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { eq, sql } from 'drizzle-orm';
 import t, { type Test } from 'tap';
 import { rowsOf } from '../../src/db/client.js';
@@ -93,6 +94,60 @@ t.test('stores non-UTF-8 bytes and non-JSON bodies byte-exact', async (t) => {
     t.same(Buffer.from(got.body_base64, 'base64'), body, `${type} byte-exact`);
     t.equal(got.content_type, type);
   }
+});
+
+t.test('credential-like headers are never stored, whatever the sender calls them; the others are', async (t) => {
+  const { app, org, hook } = await setup(t);
+  const body = '{"ok":true}';
+  const secrets = {
+    'x-gitlab-token': 'glt-leak',
+    'x-api-key': 'key-leak',
+    'x-auth-token': 'auth-leak',
+    'x-slack-signature': 'v0=leak',
+    'x-shopify-hmac-sha256': 'hmac-leak',
+    'x-amz-security-token': 'amz-leak',
+    'x-twilio-signature': 'twilio-leak',
+    'x-client-secret': 'secret-leak',
+    cookie: 'session=leak',
+  };
+  const kept = { 'x-gitlab-event': 'Push Hook', 'x-request-id': 'req-1', 'webhook-origin': 'ci', 'user-agent': 'GitLab/17.0' };
+  const res = await app.inject({ method: 'POST', url: hook.url, headers: { ...(await githubHeaders(hook.secret, body)), ...secrets, ...kept }, payload: body });
+  t.equal(res.statusCode, 202);
+  const got = (await app.inject({ method: 'GET', url: `/api/v1/webhooks/${hook.id}/deliveries/${res.json().delivery_id}`, headers: bearer(org.adminKey) })).json();
+  t.match(got.headers, kept);
+  for (const name of Object.keys(secrets)) t.notOk(name in got.headers, `${name} is not stored`);
+  const row = rowsOf<{ h: string }>(await app.db.execute(sql`select headers::text as h from webhook_deliveries where id = ${res.json().delivery_id}`))[0]!;
+  t.notMatch(row.h, /leak/, 'no credential value is in the row');
+});
+
+t.test('a compressed body is stored as sent with its Content-Encoding; only identity-encoded bodies declared JSON must parse', async (t) => {
+  const { app, org, hook } = await setup(t);
+  const send = async (body: Buffer, headers: Record<string, string>) => {
+    const res = await app.inject({ method: 'POST', url: hook.url, headers: { 'x-webhook-signature': rawSignature(hook.secret, body), ...headers }, payload: body });
+    return res;
+  };
+  const gzipped = gzipSync('{"compressed":true}');
+  const res = await send(gzipped, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+  t.equal(res.statusCode, 202);
+  const got = (await app.inject({ method: 'GET', url: `/api/v1/webhooks/${hook.id}/deliveries/${res.json().delivery_id}`, headers: bearer(org.adminKey) })).json();
+  t.same(Buffer.from(got.body_base64, 'base64'), gzipped, 'byte-exact');
+  t.equal(got.headers['content-encoding'], 'gzip', 'a reader can decode it');
+  t.equal(gunzipSync(Buffer.from(got.body_base64, 'base64')).toString(), '{"compressed":true}');
+
+  t.equal((await send(Buffer.from('{"n":'), { 'content-type': 'application/json', 'content-encoding': 'identity' })).json().code, 'invalid_json', 'identity is no encoding');
+  t.equal((await send(Buffer.from('{"n":'), { 'content-type': 'application/json; charset=utf-8' })).json().code, 'invalid_json');
+  t.equal((await send(Buffer.from('{"n":'), { 'content-type': 'application/vnd.api+json' })).json().code, 'invalid_json');
+  const seq = Buffer.from('\x1e{"a":1}\n\x1e{"b":2}\n');
+  t.equal((await send(seq, { 'content-type': 'application/json-seq' })).statusCode, 202, 'application/json-seq is not application/json');
+});
+
+t.test('the webhook id in the URL is read in either case, as the management API reads it', async (t) => {
+  const { app, hook } = await setup(t);
+  const body = '{"upper":true}';
+  const res = await app.inject({ method: 'POST', url: hook.url.replace(hook.id, hook.id.toUpperCase()), headers: await githubHeaders(hook.secret, body), payload: body });
+  t.equal(res.statusCode, 202);
+  const again = await app.inject({ method: 'POST', url: hook.url.replace(hook.id, hook.id.toUpperCase()), headers: await githubHeaders(hook.secret, body), payload: body });
+  t.equal(again.statusCode, 202, 'and again once cached');
 });
 
 t.test('malformed JSON with a valid signature answers 400 invalid_json', async (t) => {

@@ -39,6 +39,27 @@ t.test('a webhook disabled through another instance refuses the next delivery; e
   t.same((await stored()).sort(), ['{"n":0}', '{"n":2}']);
 });
 
+t.test('a webhook disabled or deleted through another instance says so before judging the body (not 413, not invalid_json)', async (t) => {
+  const { ingest, admin, org, hook, send } = await twoInstances(t);
+  const oversized = async () => {
+    const body = Buffer.alloc(1_048_577, 0x61);
+    const res = await ingest.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(hook.secret, body.toString(), { 'x-github-delivery': randomUUID(), 'content-type': 'application/octet-stream' }), payload: body });
+    return { status: res.statusCode, code: res.json().code as string };
+  };
+  t.same(await oversized(), { status: 413, code: 'payload_too_large' }, 'enabled: the size is the problem');
+  t.same(await send(hook.secret, '{"n":'), { status: 400, code: 'invalid_json' }, 'enabled: the JSON is the problem');
+  t.equal((await admin.inject({ method: 'PATCH', url: `/api/v1/webhooks/${hook.id}`, headers: bearer(org.adminKey), payload: { enabled: false } })).statusCode, 200);
+  t.same(await send(hook.secret, '{"n":'), { status: 410, code: 'webhook_disabled' });
+  t.equal((await admin.inject({ method: 'PATCH', url: `/api/v1/webhooks/${hook.id}`, headers: bearer(org.adminKey), payload: { enabled: true } })).statusCode, 200);
+  t.equal((await send(hook.secret, '{"n":1}')).status, 202, 'cached again');
+  t.equal((await admin.inject({ method: 'PATCH', url: `/api/v1/webhooks/${hook.id}`, headers: bearer(org.adminKey), payload: { enabled: false } })).statusCode, 200);
+  t.same(await oversized(), { status: 410, code: 'webhook_disabled' });
+  t.equal((await admin.inject({ method: 'PATCH', url: `/api/v1/webhooks/${hook.id}`, headers: bearer(org.adminKey), payload: { enabled: true } })).statusCode, 200);
+  t.equal((await send(hook.secret, '{"n":2}')).status, 202, 'cached again');
+  t.equal((await admin.inject({ method: 'DELETE', url: `/api/v1/webhooks/${hook.id}`, headers: bearer(org.adminKey) })).statusCode, 204);
+  t.same(await oversized(), { status: 404, code: 'not_found' });
+});
+
 t.test('a webhook deleted through another instance answers 404 to the next delivery', async (t) => {
   const { admin, org, hook, send } = await twoInstances(t);
   t.equal((await admin.inject({ method: 'DELETE', url: `/api/v1/webhooks/${hook.id}`, headers: bearer(org.adminKey) })).statusCode, 204);

@@ -54,12 +54,21 @@ export const IngestResponse = z.object({
   duplicate: z.boolean().describe('true when this delivery id was already stored: nothing new was stored'),
 });
 
+/**
+ * Header names that carry a secret, whatever the sender calls them: X-Gitlab-Token, X-Api-Key,
+ * X-Auth-Token, X-Slack-Signature, X-Shopify-Hmac-Sha256, X-Amz-Security-Token, session cookies…
+ */
+const CREDENTIAL_HEADER = /token|secret|passw|signature|hmac|auth|api-?key|access-?key|credential|cookie|session/;
+/** A body sent with one of these is stored as sent, but is not the JSON its content type says until decoded. */
+const IDENTITY_ENCODING = /^\s*(identity)?\s*$/i;
+const JSON_TYPE = /^application\/([\w.+-]+\+)?json\s*(;|$)/i;
+
 /** Headers worth keeping with a delivery: never signatures or credentials. */
 function capturedHeaders(request: FastifyRequest): Record<string, string> {
   const kept: Record<string, string> = {};
   for (const [name, value] of Object.entries(request.headers)) {
-    if (value === undefined || SIGNATURE_HEADERS.has(name) || name === 'authorization' || name === 'x-agent-token' || name === 'cookie') continue;
-    if (name === 'content-type' || name === 'user-agent' || name.startsWith('x-') || name.startsWith('webhook-')) {
+    if (value === undefined || SIGNATURE_HEADERS.has(name) || CREDENTIAL_HEADER.test(name)) continue;
+    if (name === 'content-type' || name === 'content-encoding' || name === 'user-agent' || name.startsWith('x-') || name.startsWith('webhook-')) {
       kept[name] = Array.isArray(value) ? value.join(', ') : value;
     }
   }
@@ -80,7 +89,9 @@ function deliveryKey(request: FastifyRequest): string | null {
 /** What is stored of a verified request besides its webhook; refuses a body declared JSON that is not. */
 function deliveryOf(request: FastifyRequest, body: Buffer) {
   const contentType = request.headers['content-type'] ?? null;
-  if (contentType && /^application\/([\w.+-]+\+)?json\b/i.test(contentType) && !isJsonText(body)) {
+  const encoding = request.headers['content-encoding'];
+  const decoded = encoding === undefined || IDENTITY_ENCODING.test(encoding);
+  if (contentType && decoded && JSON_TYPE.test(contentType) && !isJsonText(body)) {
     throw new AppError('invalid_json', { detail: 'The body is declared as JSON but does not parse' });
   }
   return {
@@ -181,10 +192,11 @@ const hooks: FastifyPluginAsync = async (instance) => {
       onRequest: [
         async (request) => app.limiters.hit('webhook', request),
         async (request) => {
-          const { webhook_id } = request.params as { webhook_id: string };
-          if (!UUID.test(webhook_id)) throw new AppError('not_found', { detail: 'No such webhook' });
-          const cached = cache.get(webhook_id);
-          request.webhook = cached ?? (await freshWebhook(webhook_id));
+          // Ids are UUIDs, which Postgres reads in either case; the cache knows them in lower case.
+          const webhookId = (request.params as { webhook_id: string }).webhook_id.toLowerCase();
+          if (!UUID.test(webhookId)) throw new AppError('not_found', { detail: 'No such webhook' });
+          const cached = cache.get(webhookId);
+          request.webhook = cached ?? (await freshWebhook(webhookId));
           request.webhookFresh = cached === undefined;
         },
       ],
@@ -193,6 +205,13 @@ const hooks: FastifyPluginAsync = async (instance) => {
         problems: ['invalid_json', 'bad_request', 'encryption_key_unavailable'],
         params: IngestParams,
         response: { 200: IngestResponse, 202: IngestResponse },
+      },
+      // A body refused (too large, bad JSON) on the strength of a cached copy: an endpoint disabled
+      // or deleted since answers 410 or 404 like on any other request, not the body's problem.
+      errorHandler: async (error, request) => {
+        const refusesBody = error.statusCode === 413 || (error instanceof AppError && error.code === 'invalid_json');
+        if (refusesBody && request.webhook && !request.webhookFresh) await freshWebhook(request.webhook.id);
+        throw error;
       },
     },
     async (request, reply) => {
