@@ -8,12 +8,19 @@ const REDACTED = '[redacted]';
 const SECRET_KEY = /token|secret|password|passwd|authorization|cookie|signature|api[-_]?key|credential|^code$|^state$/i;
 
 /** Query parameters whose values are stripped from logged URLs (OAuth codes, states, tokens). */
-const SECRET_QUERY = /token|secret|password|signature|key|^code$|^state$/i;
+const SECRET_QUERY = /token|secret|passw|signature|key|auth|bearer|session|credential|^code$|^state$/i;
+
+/**
+ * Switchboard's own secrets, recognised by their shape wherever they are put in a URL (a path, a
+ * parameter of any name, percent-encoded or not): API keys, agent tokens, webhook secrets.
+ */
+const SECRET_VALUE = /\b(sb[ka])_[0-9a-f]{16}_[A-Za-z0-9_-]{43}|\bwhsec_[A-Za-z0-9+/=%]{16,}/g;
 
 export function redactUrl(url: string): string {
-  const q = url.indexOf('?');
-  if (q === -1) return url;
-  const params = new URLSearchParams(url.slice(q + 1));
+  const scrubbed = url.replace(SECRET_VALUE, (_match, prefix: string | undefined) => (prefix ? `${prefix}_${REDACTED}` : `whsec_${REDACTED}`));
+  const q = scrubbed.indexOf('?');
+  if (q === -1) return scrubbed;
+  const params = new URLSearchParams(scrubbed.slice(q + 1));
   let changed = false;
   for (const name of new Set(params.keys())) {
     if (SECRET_QUERY.test(name)) {
@@ -21,7 +28,7 @@ export function redactUrl(url: string): string {
       changed = true;
     }
   }
-  return changed ? `${url.slice(0, q)}?${params.toString()}` : url;
+  return changed ? `${scrubbed.slice(0, q)}?${params.toString()}` : scrubbed;
 }
 
 export function scrub(value: unknown, depth = 0): unknown {

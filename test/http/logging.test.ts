@@ -15,6 +15,22 @@ t.test('a token in an Authorization header never appears in the log, even at tra
   t.match(logs.text(), '[redacted]');
 });
 
+t.test('Switchboard secrets put in a URL are redacted by their shape, under any parameter name or in the path', async (t) => {
+  const logs = captureLogs();
+  const app = await build(t, { env: { LOG_LEVEL: 'info' }, logDestination: logs.destination });
+  const apiKey = `sbk_0123456789abcdef_${'A'.repeat(43)}`;
+  const agentToken = `sba_fedcba9876543210_${'b'.repeat(42)}-`;
+  const webhookSecret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+  await app.inject({ method: 'GET', url: `/api/v1/agents?q=${apiKey}&x=${encodeURIComponent(webhookSecret)}` });
+  await app.inject({ method: 'GET', url: `/api/v1/${agentToken}` });
+  await app.inject({ method: 'GET', url: `/api/v1/agents?auth=plain-secret-1&bearer=plain-secret-2&session=plain-secret-3` });
+  const text = logs.text();
+  t.ok(logs.lines().length >= 3, 'the requests were logged');
+  for (const secret of [apiKey, agentToken, webhookSecret, encodeURIComponent(webhookSecret), 'AAAAAAAAAAAAAAAA', 'plain-secret']) t.notMatch(text, secret);
+  t.match(text, 'sbk_[redacted]', 'the kind of secret stays readable');
+  t.match(text, 'sba_[redacted]');
+});
+
 t.test('health probes are left out of request logs unless REQUEST_LOG_INCLUDE_HEALTH=true', async (t) => {
   const quiet = captureLogs();
   const app = await build(t, { env: { LOG_LEVEL: 'info' }, logDestination: quiet.destination });
