@@ -29,6 +29,18 @@ export const toPage = (query: { limit: number; cursor?: string | undefined }) =>
 export const Timestamp = z.iso.datetime({ offset: true });
 export const NullableTimestamp = Timestamp.nullable();
 
+const EARLIEST = Date.parse('0001-01-01T00:00:00Z');
+const LATEST = Date.parse('9999-12-31T23:59:59.999Z');
+
+/** A timestamp a caller sends: also one Postgres can store (year 0000, or past 9999 once in UTC, cannot be). */
+export const InputTimestamp = Timestamp.refine(
+  (value) => {
+    const ms = Date.parse(value);
+    return ms >= EARLIEST && ms <= LATEST;
+  },
+  { error: 'must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z' },
+);
+
 export const iso = (date: Date): string => date.toISOString();
 export const isoOrNull = (date: Date | null): string | null => (date ? date.toISOString() : null);
 

@@ -23,6 +23,19 @@ t.test('an operator registers an agent and gets its token once', async (t) => {
   t.not(row?.secretHash, body.token.slice(21), 'only a hash is stored');
 });
 
+t.test('metadata nests up to 16 levels deep; one more is refused with the reason', async (t) => {
+  const app = await build(t);
+  const org = await createOrg(app);
+  const nested = (depth: number): unknown => (depth === 0 ? 'leaf' : { n: nested(depth - 1) });
+  const ok = await app.inject({ method: 'POST', url: '/api/v1/agents', headers: bearer(org.adminKey), payload: { name: 'deep', metadata: { n: nested(15) } } });
+  t.equal(ok.statusCode, 201);
+  t.same(ok.json().agent.metadata, { n: nested(15) }, 'stored and returned whole');
+  const deep = await app.inject({ method: 'POST', url: '/api/v1/agents', headers: bearer(org.adminKey), payload: { name: 'deeper', metadata: { n: nested(16) } } });
+  t.equal(deep.statusCode, 400);
+  t.equal(deep.json().code, 'validation_failed');
+  t.match(deep.body, 'at most 16 levels');
+});
+
 t.test('an agent checks its token with POST /agent/auth (X-Agent-Token or Bearer) and shows up online', async (t) => {
   const app = await build(t);
   const org = await createOrg(app);

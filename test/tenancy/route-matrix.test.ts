@@ -18,6 +18,9 @@ interface Ctx {
   aDelivery: string;
 }
 
+/** An object nested `depth` levels below its parent: {"n":{"n":…}}. */
+const nested = (depth: number): unknown => (depth === 0 ? 1 : { n: nested(depth - 1) });
+
 interface Req {
   url: string;
   payload?: unknown;
@@ -107,6 +110,8 @@ const RULES: Record<string, Rule> = {
       { url: '/api/v1/api-keys', payload: { name: 'x', role: 'owner' } },
       { url: '/api/v1/api-keys', payload: { name: 'x', role: 'admin', expires_at: 'tomorrow' } },
       { url: '/api/v1/api-keys', payload: { name: 'x', role: 'admin', expires_at: '2001-01-01T00:00:00Z' } },
+      // Valid ISO 8601, but past year 9999 once in UTC: Postgres could not store it.
+      { url: '/api/v1/api-keys', payload: { name: 'x', role: 'admin', expires_at: '9999-12-31T23:59:59-05:00' } },
       { url: '/api/v1/api-keys', payload: { name: LONG, role: 'admin' } },
       { url: '/api/v1/api-keys', payload: { name: 'x', role: 'admin', organization_id: '00000000-0000-0000-0000-000000000000' } },
     ],
@@ -143,6 +148,8 @@ const RULES: Record<string, Rule> = {
       { url: '/api/v1/audit-events?actor_type=root' },
       { url: `/api/v1/audit-events?action=${encodeURIComponent(SQLISH)}` },
       { url: '/api/v1/audit-events?since=yesterday' },
+      { url: '/api/v1/audit-events?since=0000-01-01T00:00:00Z' },
+      { url: `/api/v1/audit-events?until=${encodeURIComponent('9999-12-31T23:00:00-05:00')}` },
       { url: '/api/v1/audit-events?since=2030-01-01T00:00:00Z&until=2020-01-01T00:00:00Z' },
     ],
   },
@@ -156,6 +163,9 @@ const RULES: Record<string, Rule> = {
       { url: '/api/v1/agents', payload: { name: ['x'] } },
       { url: '/api/v1/agents', payload: { name: 'x', metadata: 'nope' } },
       { url: '/api/v1/agents', payload: { name: 'x', metadata: { big: 'y'.repeat(20_000) } } },
+      { url: '/api/v1/agents', payload: { name: 'x', metadata: { deep: nested(16) } } },
+      // Deeper than a recursive walk (or JSON.stringify) survives: refused, not a stack overflow.
+      { url: '/api/v1/agents', payload: `{"name":"x","metadata":{"deep":${'['.repeat(20_000)}${']'.repeat(20_000)}}}`, headers: { 'content-type': 'application/json' } },
       { url: '/api/v1/agents', payload: { name: 'x', status: 'online' } },
     ],
   },
@@ -183,6 +193,7 @@ const RULES: Record<string, Rule> = {
     invalid: (ctx) => [
       { url: `/api/v1/agents/${ctx.aAgent.id}`, payload: {} },
       { url: `/api/v1/agents/${ctx.aAgent.id}`, payload: { disabled: 'yes' } },
+      { url: `/api/v1/agents/${ctx.aAgent.id}`, payload: { metadata: { deep: nested(16) } } },
       { url: `/api/v1/agents/${ctx.aAgent.id}`, payload: { organization_id: ctx.b.id } },
       { url: '/api/v1/agents/1', payload: { name: 'x' } },
     ],

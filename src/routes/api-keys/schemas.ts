@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { API_KEY_PREFIX, type ApiKey } from '../../db/api-keys.js';
-import { iso, isoOrNull, Name, NullableTimestamp, Timestamp } from '../common.js';
+import { InputTimestamp, iso, isoOrNull, Name, NullableTimestamp, Timestamp } from '../common.js';
 
 export const ApiKeySchema = z.object({
   id: z.uuid(),
@@ -21,7 +21,7 @@ export const CreatedApiKeySchema = ApiKeySchema.extend({
 export const CreateApiKeyBody = z.strictObject({
   name: Name,
   role: z.enum(['admin', 'read_only']),
-  expires_at: Timestamp.optional().refine((value) => value === undefined || Date.parse(value) > Date.now(), {
+  expires_at: InputTimestamp.optional().refine((value) => value === undefined || Date.parse(value) > Date.now(), {
     error: 'must be in the future',
   }),
 });

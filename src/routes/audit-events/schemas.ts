@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { AuditEvent } from '../../db/audit-events.js';
-import { iso, PageQueryShape, Timestamp } from '../common.js';
+import { InputTimestamp, iso, PageQueryShape, Timestamp } from '../common.js';
 
 export const ACTOR_TYPES = ['platform_admin', 'api_key', 'agent', 'system', 'anonymous'] as const;
 
@@ -28,8 +28,8 @@ export const ListAuditEventsQuery = z
     action: z.string().max(100).regex(/^[a-z_]+(\.[a-z_]+)*$/, { error: 'must look like resource.verb, e.g. api_key.revoked' }).optional(),
     actor_type: z.enum(ACTOR_TYPES).optional(),
     actor_id: z.string().min(1).max(100).optional().describe('Only events by this actor, e.g. an API key id (with actor_type=api_key) or an agent id'),
-    since: Timestamp.optional(),
-    until: Timestamp.optional(),
+    since: InputTimestamp.optional(),
+    until: InputTimestamp.optional(),
   })
   .refine((q) => !q.since || !q.until || Date.parse(q.since) < Date.parse(q.until), { error: 'since must be before until', path: ['since'] });
 
