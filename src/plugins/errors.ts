@@ -155,8 +155,10 @@ export default fp(
 
     app.setNotFoundHandler((request, reply) => {
       const path = request.url.split('?')[0] ?? '/';
-      const allowed = HTTP_METHODS.filter((method) => known.find(method, path) !== null);
-      if (allowed.length > 0) {
+      // OPTIONS is CORS's catch-all (every path has it), not a method of the resource. A route of
+      // this very method that sends here (a static file that is not there) is a 404, not a 405.
+      const allowed = HTTP_METHODS.filter((method) => method !== 'OPTIONS' && known.find(method, path) !== null);
+      if (allowed.length > 0 && !allowed.includes(request.method as (typeof HTTP_METHODS)[number])) {
         reply.header('allow', allowed.join(', '));
         return sendProblem(request, reply, 'method_not_allowed', `${request.method} is not allowed on ${path}`);
       }

@@ -54,12 +54,21 @@ export default fp<{ config: Config }>(
       done();
     });
     if (config.corsOrigins.length > 0) {
-      await app.register(cors, {
+      const corsOptions = {
         origin: config.corsOrigins,
         methods: ['GET', 'POST', 'PATCH', 'DELETE'],
         allowedHeaders: ['authorization', 'content-type', 'x-agent-token', 'x-request-id', 'idempotency-key'],
         exposedHeaders: ['x-request-id', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset'],
         maxAge: 600,
+      };
+      // An OPTIONS request that is not a preflight (no Origin or no Access-Control-Request-Method)
+      // is an ordinary request: it gets the 405 or 404 problem any other method would, not CORS.
+      const notCors = { origin: false };
+      await app.register(cors, {
+        delegator: (request, callback) => {
+          const preflight = request.method !== 'OPTIONS' || (request.headers.origin !== undefined && request.headers['access-control-request-method'] !== undefined);
+          callback(null, preflight ? corsOptions : notCors);
+        },
       });
     }
     app.addHook('preValidation', (request, _reply, done) => {

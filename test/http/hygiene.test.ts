@@ -78,3 +78,36 @@ t.test('allows only the origins in CORS_ORIGINS', async (t) => {
   const denied = await app.inject({ method: 'GET', url: '/healthz', headers: { origin: 'https://evil.example' } });
   t.notOk(denied.headers['access-control-allow-origin']);
 });
+
+t.test('with CORS on, unknown paths are still 404 and an OPTIONS that is not a preflight gets a problem, not CORS', async (t) => {
+  const app = await build(t, { env: { CORS_ORIGINS: 'https://console.example.com' } });
+  const unknown = await app.inject({ method: 'GET', url: '/api/v1/nothing-here' });
+  t.equal(unknown.statusCode, 404);
+  t.equal(unknown.json().code, 'not_found');
+  t.notOk(unknown.headers.allow);
+  const wrongMethod = await app.inject({ method: 'PUT', url: '/healthz' });
+  t.equal(wrongMethod.statusCode, 405);
+  t.equal(wrongMethod.headers.allow, 'GET, HEAD', 'OPTIONS is not listed as a method of the resource');
+
+  for (const headers of [{}, { origin: 'https://console.example.com' }, { 'access-control-request-method': 'GET' }]) {
+    const bare = await app.inject({ method: 'OPTIONS', url: '/healthz', headers });
+    t.equal(bare.statusCode, 405, `OPTIONS ${JSON.stringify(headers)}`);
+    t.match(bare.headers['content-type'], 'application/problem+json');
+    t.equal(bare.json().code, 'method_not_allowed');
+    t.notOk(bare.headers['access-control-allow-methods']);
+  }
+  const bareUnknown = await app.inject({ method: 'OPTIONS', url: '/nothing-here' });
+  t.equal(bareUnknown.statusCode, 404);
+  t.equal(bareUnknown.json().code, 'not_found');
+
+  const preflight = await app.inject({
+    method: 'OPTIONS',
+    url: '/api/v1/agents',
+    headers: { origin: 'https://console.example.com', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' },
+  });
+  t.equal(preflight.statusCode, 204);
+  t.equal(preflight.headers['access-control-allow-origin'], 'https://console.example.com');
+  t.match(preflight.headers['access-control-allow-methods'], 'POST');
+  const simple = await app.inject({ method: 'GET', url: '/healthz', headers: { origin: 'https://console.example.com' } });
+  t.equal(simple.headers['access-control-allow-origin'], 'https://console.example.com', 'simple requests still get CORS headers');
+});

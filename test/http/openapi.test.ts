@@ -185,6 +185,10 @@ t.test('/docs is an HTML page whose assets all load from this server, under a CS
   const initializer = await app.inject({ method: 'GET', url: '/docs/static/swagger-initializer.js' });
   t.match(initializer.body, "resolveUrl('./json')", 'the page reads the document beside it');
   t.match(initializer.body, 'validatorUrl: null', 'and never sends it to an online validator');
+  const missing = await app.inject({ method: 'GET', url: '/docs/static/nonexistent.js' });
+  t.equal(missing.statusCode, 404, 'an asset that is not there is not found (its route exists: not a 405)');
+  t.equal(missing.json().code, 'not_found');
+  t.notOk(missing.headers.allow);
   const json = await app.inject({ method: 'GET', url: '/docs/json' });
   t.same(json.json(), (await app.inject({ method: 'GET', url: '/openapi.json' })).json(), '/docs/json is the same document');
   const api = await app.inject({ method: 'GET', url: '/healthz' });
