@@ -18,6 +18,7 @@ import requestLogPlugin from './plugins/request-log.js';
 import agentCredentialRoutes from './routes/agent-credentials/index.js';
 import agentDeliveryRoutes from './routes/agent-deliveries/index.js';
 import agentRoutes from './routes/agent/index.js';
+import { NoQuery } from './routes/common.js';
 import hookRoutes from './routes/hooks/index.js';
 import metricsRoutes from './routes/metrics/index.js';
 import oauthRoutes from './routes/oauth/index.js';
@@ -89,6 +90,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(metricsRoutes, { token: config.metricsToken });
   await app.register(
     async (api) => {
+      // A parameter the API does not know is a mistake to report (a typo'd filter would otherwise
+      // silently list everything), on the routes that take none too. Webhook senders are exempt:
+      // some add their own parameters to the URL they were given.
+      api.addHook('onRoute', (route) => {
+        if (route.schema?.querystring === undefined && !route.url.startsWith('/api/v1/hooks/')) route.schema = { ...route.schema, querystring: NoQuery };
+      });
       await api.register(organizationsRoutes, { prefix: '/organizations' });
       await api.register(organizationRoutes, { prefix: '/organization' });
       await api.register(statusRoutes, { prefix: '/status' });

@@ -23,6 +23,9 @@ export const PageQueryShape = {
 
 export const PageQuery = z.strictObject(PageQueryShape);
 
+/** The query of a route that takes no parameters. */
+export const NoQuery = z.strictObject({});
+
 /** Query to data-layer page. */
 export const toPage = (query: { limit: number; cursor?: string | undefined }) => ({ limit: query.limit, after: query.cursor });
 

@@ -437,6 +437,15 @@ for (const [route, rule] of Object.entries(RULES)) {
       t.match(String(res.headers['content-type']), 'application/problem+json');
       t.match(res.json().code, /^(validation_failed|invalid_json)$/);
     }
+    // Every API route refuses a parameter it does not know, those that take none too. Senders and
+    // Google's redirect may add their own.
+    if (rule.auth !== 'webhook' && route.includes(' /api/v1/') && !route.endsWith('/google/callback')) {
+      const req = await rule.ok(ctx);
+      const res = await send({ ...req, url: `${req.url}${req.url.includes('?') ? '&' : '?'}unknown_parameter=1` }, credentials);
+      t.equal(res.statusCode, 400, 'an unknown query parameter → 400');
+      t.equal(res.json().code, 'validation_failed');
+      t.match(res.body, 'unknown_parameter');
+    }
   });
 }
 
