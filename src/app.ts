@@ -93,6 +93,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       // A parameter the API does not know is a mistake to report (a typo'd filter would otherwise
       // silently list everything), on the routes that take none too. Webhook senders are exempt:
       // some add their own parameters to the URL they were given.
+      // The API speaks JSON: text/plain (which Fastify would parse into a string) is 415, not a
+      // confusing validation error about the body not being an object.
+      api.removeContentTypeParser('text/plain');
       api.addHook('onRoute', (route) => {
         if (route.schema?.querystring === undefined && !route.url.startsWith('/api/v1/hooks/')) route.schema = { ...route.schema, querystring: NoQuery };
       });

@@ -462,4 +462,11 @@ t.test('a body over BODY_LIMIT_BYTES on a real route answers 413; malformed JSON
   const broken = await app.inject({ method: 'POST', url: '/api/v1/organizations', headers: { ...asAdmin, 'content-type': 'application/json' }, payload: '{"name": "x"' });
   t.equal(broken.statusCode, 400);
   t.equal(broken.json().code, 'invalid_json');
+  for (const type of ['text/plain', 'text/plain; charset=utf-8', 'application/x-www-form-urlencoded', 'application/json-seq']) {
+    const wrong = await app.inject({ method: 'POST', url: '/api/v1/organizations', headers: { ...asAdmin, 'content-type': type }, payload: '{"name": "x"}' });
+    t.equal(wrong.statusCode, 415, type);
+    t.equal(wrong.json().code, 'unsupported_media_type');
+  }
+  const json = await app.inject({ method: 'POST', url: '/api/v1/organizations', headers: { ...asAdmin, 'content-type': 'application/json; charset=utf-8' }, payload: '{"name": "charset ok"}' });
+  t.equal(json.statusCode, 201, 'application/json with a charset is JSON');
 });
