@@ -1,6 +1,6 @@
 // Webhook deliveries: stored once per sender delivery id, leased to agents exclusively, acked,
 // retried, dead-lettered and pruned.
-import { and, desc, eq, inArray, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, inArray, or, sql, type SQL } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
 import type postgres from 'postgres';
 import { createBatcher, type Batcher, type BatchTuning, type Settled } from './batching.js';
@@ -400,7 +400,6 @@ export async function expireLeases(db: DbOrTx, organizationId: string | null, ma
     update webhook_deliveries
        set status = case when attempts >= ${maxAttempts} then 'dead' else 'pending' end,
            lease_expires_at = null,
-           leased_by_agent_id = null,
            last_error = coalesce(last_error, 'lease expired')
      where ${scope} and ${IS_LEASED} and lease_expires_at < now()
     returning id`);
@@ -436,7 +435,6 @@ export async function finishDelivery(
           status: sql`case when ${webhookDeliveries.attempts} >= ${outcome.maxAttempts} then 'dead' else 'pending' end`,
           availableAt: sql`now() + make_interval(secs => ${outcome.retryAfterSeconds})`,
           leaseExpiresAt: null,
-          leasedByAgentId: null,
           lastError: outcome.error ?? 'nack',
         })
         .where(held)
@@ -448,13 +446,22 @@ export async function finishDelivery(
   return notHeldOutcome(db, organizationId, agentId, id);
 }
 
-/** Not held: tell "not yours / gone" (404) from "yours but no longer leased" (409). */
+/**
+ * Not held: tell "not yours / gone" (404) from "yours but no longer leased" (409). Yours: routed to
+ * the agent now, or last leased by it (its webhook was re-routed to another agent since).
+ */
 async function notHeldOutcome(db: DbOrTx, organizationId: string, agentId: string, id: string): Promise<FinishOutcome> {
   const visible = await db
     .select({ id: webhookDeliveries.id })
     .from(webhookDeliveries)
     .innerJoin(webhooks, eq(webhooks.id, webhookDeliveries.webhookId))
-    .where(and(eq(webhookDeliveries.organizationId, organizationId), eq(webhookDeliveries.id, id), eq(webhooks.agentId, agentId)))
+    .where(
+      and(
+        eq(webhookDeliveries.organizationId, organizationId),
+        eq(webhookDeliveries.id, id),
+        or(eq(webhooks.agentId, agentId), eq(webhookDeliveries.leasedByAgentId, agentId)),
+      ),
+    )
     .limit(1);
   return visible.length > 0 ? 'not_leased' : 'not_found';
 }

@@ -189,6 +189,7 @@ export const webhookDeliveries = pgTable(
     attempts: integer('attempts').notNull().default(0),
     availableAt: at('available_at').notNull().defaultNow(),
     leaseExpiresAt: at('lease_expires_at'),
+    // The agent that leased it last (kept after the lease ends: a late ack is told 409, not 404).
     leasedByAgentId: uuid('leased_by_agent_id'),
     lastError: text('last_error'),
     completedAt: at('completed_at'),

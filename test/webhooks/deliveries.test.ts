@@ -135,6 +135,27 @@ t.test('deliveries only go to the agent their webhook routes to, and tenants can
   t.equal((await app.inject({ method: 'GET', url: `/api/v1/webhooks/${wrongHook.id}/deliveries/${id}`, headers: bearer(org.adminKey) })).statusCode, 404, 'a delivery is found only under its own webhook');
 });
 
+t.test('an agent whose lease ended after its webhook was re-routed is told lease_not_held (409), and the new agent gets the delivery', async (t) => {
+  const { app, org, agent, hook, deliver, lease } = await routed(t);
+  const successor = await createAgent(app, org.adminKey);
+  const id = await deliver({ rerouted: true });
+  t.same((await lease(agent.token, { lease_seconds: 30 })).json().data.map((d: { id: string }) => d.id), [id]);
+  const moved = await app.inject({ method: 'PATCH', url: `/api/v1/webhooks/${hook.id}`, headers: bearer(org.adminKey), payload: { agent_id: successor.id } });
+  t.equal(moved.statusCode, 200);
+  // The lease runs out before the first agent finishes.
+  await app.db.update(webhookDeliveries).set({ leaseExpiresAt: sql`now() - interval '1 second'` }).where(eq(webhookDeliveries.id, id));
+  const late = await app.inject({ method: 'POST', url: `/api/v1/agent/deliveries/${id}/ack`, headers: asAgent(agent.token) });
+  t.equal(late.statusCode, 409, 'the agent knew this delivery: its lease ended, it is not "not found"');
+  t.equal(late.json().code, 'lease_not_held');
+  const expired = await lease(agent.token);
+  t.same(expired.json().data, [], 'leasing again (which returns expired leases to pending) gives the old agent nothing');
+  const later = await app.inject({ method: 'POST', url: `/api/v1/agent/deliveries/${id}/nack`, headers: asAgent(agent.token), payload: {} });
+  t.equal(later.statusCode, 409, 'and once its expiry was processed, still 409');
+  t.same((await lease(successor.token)).json().data.map((d: { id: string }) => d.id), [id], 'the webhook\'s new agent leases it');
+  const outsider = await createAgent(app, org.adminKey);
+  t.equal((await app.inject({ method: 'POST', url: `/api/v1/agent/deliveries/${id}/ack`, headers: asAgent(outsider.token) })).statusCode, 404, 'an agent that never held it: 404');
+});
+
 t.test('webhooks can only be routed to agents of the same organization', async (t) => {
   const app = await build(t);
   const a = await createOrg(app);
