@@ -44,3 +44,13 @@ export class DatabaseWaitTimeout extends Error {
     super(`no answer from the database within ${ms} ms`);
   }
 }
+
+/** The SQLSTATE of a database error (through Drizzle's wrapper), if it is one. */
+export function sqlState(error: unknown): string | null {
+  for (let current = error, depth = 0; current && depth < 5; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return null;
+}

@@ -7,7 +7,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError, PROBLEMS, codeForStatus, problemType, type ProblemCode } from '../errors.js';
 import { KeyringError } from '../crypto/keyring.js';
-import { isDatabaseUnavailable } from '../db/errors.js';
+import { isDatabaseUnavailable, sqlState } from '../db/errors.js';
 import { dropLateAnswers } from './deadline.js';
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
@@ -194,6 +194,18 @@ export default fp(
         request.log.error({ err: error }, 'database unavailable');
         reply.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_S));
         return sendProblem(request, reply, 'unavailable', 'The database is unavailable; retry later');
+      }
+      // Requests are validated before they reach the database; these are the races and values
+      // validation cannot see: a row referred to was deleted meanwhile, a concurrent duplicate, a
+      // value out of the database's range. The client's to fix or retry, not a server fault.
+      const state = sqlState(error);
+      if (state === '23503' || state === '23505') {
+        request.log.warn({ err: error }, 'constraint violated by a concurrent change');
+        return sendProblem(request, reply, 'conflict', 'A resource this request refers to was changed or deleted meanwhile; read it again and retry');
+      }
+      if (state?.startsWith('22')) {
+        request.log.warn({ err: error }, 'value refused by the database');
+        return sendProblem(request, reply, 'bad_request', 'A value in the request is out of the range the database can store');
       }
       const status = error.statusCode ?? 500;
       if ((status >= 400 && status < 500) || status === 503) {

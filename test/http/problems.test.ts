@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
+import { sql } from 'drizzle-orm';
 import { connect } from 'node:net';
 import Fastify from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -6,7 +8,7 @@ import t, { type Test } from 'tap';
 import { z } from 'zod';
 import errorsPlugin from '../../src/plugins/errors.js';
 import httpPlugin from '../../src/plugins/http.js';
-import { asAdmin, asAgent, bearer, build, createAgent, createOrg, testConfig } from '../helper.js';
+import { asAdmin, asAgent, bearer, build, createAgent, createOrg, sharedDatabase, testConfig } from '../helper.js';
 
 function assertProblem(t: Tap, res: { statusCode: number; headers: Record<string, unknown>; json(): any }, status: number, code: string) {
   t.equal(res.statusCode, status, `status ${status}`);
@@ -108,6 +110,11 @@ async function pluginApp(t: Tap) {
   app.get('/boom', async () => {
     throw new Error('secret internals: select * from api_keys');
   });
+  // Real database errors, from the test database: what validation cannot catch.
+  const { db } = await sharedDatabase();
+  app.get('/fk-race', async () => db.execute(sql`insert into oauth_states (id, organization_id, state_hash, api_key_id, code_verifier_ciphertext, expires_at)
+    values (${randomUUID()}, ${randomUUID()}, ${randomUUID()}, ${randomUUID()}, 'x', now())`));
+  app.get('/out-of-range', async () => db.execute(sql`select '0000-01-01T00:00:00Z'::timestamptz`));
   app.get('/db-down', async () => {
     throw Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:5432'), { code: 'ECONNREFUSED' });
   });
@@ -148,6 +155,14 @@ t.test('answers 500 without stack, SQL or message for an unexpected error', asyn
   const body = assertProblem(t, res, 500, 'internal_error');
   t.equal(body.detail, 'An unexpected error occurred');
   t.notMatch(res.body, /select|api_keys|secret|stack|\.ts:/);
+});
+
+t.test('a row deleted meanwhile (foreign key) is 409 conflict; a value out of the database\'s range is 400 — never 500', async (t) => {
+  const app = await pluginApp(t);
+  const race = await app.inject({ method: 'GET', url: '/fk-race' });
+  const body = assertProblem(t, race, 409, 'conflict');
+  t.notMatch(JSON.stringify(body), /oauth_states|organization_id|insert/, 'no SQL in the answer');
+  assertProblem(t, await app.inject({ method: 'GET', url: '/out-of-range' }), 400, 'bad_request');
 });
 
 t.test('answers 503 unavailable with Retry-After when the database cannot be reached', async (t) => {

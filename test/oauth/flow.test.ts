@@ -131,6 +131,20 @@ t.test('a state ends with the authority of the key that started it: revoked or e
   t.equal((await callback(google.consent((await start()).authorization_url))).statusCode, 200);
 });
 
+t.test('HEAD neither creates a state nor consumes one', async (t) => {
+  const { google, app, org, start, callback } = await setup(t);
+  const count = async () => rowsOf<{ n: number }>(await app.db.execute(sql`select count(*)::int as n from oauth_states where organization_id = ${org.id}`))[0]!.n;
+  const head = await app.inject({ method: 'HEAD', url: '/api/v1/oauth/google/start', headers: bearer(org.adminKey) });
+  t.equal(head.statusCode, 405);
+  t.equal(head.headers.allow, 'GET');
+  t.equal(await count(), 0, 'no state was created');
+  const url = google.consent((await start()).authorization_url);
+  const scanned = await app.inject({ method: 'HEAD', url: url.replace('http://127.0.0.1:8080', '') });
+  t.equal(scanned.statusCode, 405);
+  t.equal(await count(), 1, 'the state is still there');
+  t.equal((await callback(url)).statusCode, 200, 'and the browser completes the connection');
+});
+
 t.test('a state created through one instance is consumed through another exactly once', { skip: TEST_DATABASE_URL ? false : 'needs TEST_DATABASE_URL (two instances on one database)' }, async (t) => {
   const { google, start, callback } = await setup(t);
   const other = await build(t, { database: 'own', env: google.env });

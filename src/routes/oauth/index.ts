@@ -57,6 +57,8 @@ const oauth: FastifyPluginAsync = async (instance) => {
   app.get(
     '/google/start',
     {
+      // A HEAD (a link checker, a prefetch) must not create a state.
+      exposeHeadRoute: false,
       onRequest: app.authenticateApiKey,
       preHandler: requireRole('admin'),
       schema: {
@@ -89,6 +91,8 @@ const oauth: FastifyPluginAsync = async (instance) => {
   app.get(
     '/google/callback',
     {
+      // A HEAD (a mail scanner following the link) must not consume the state the browser needs.
+      exposeHeadRoute: false,
       schema: {
         summary: 'Google\'s redirect back after consent (browser page)',
         description: 'Answers an HTML page (or 302 to OAUTH_SUCCESS_REDIRECT_URL); failures carry their code in X-Error-Code.',
