@@ -1,5 +1,5 @@
 // Every application error: a stable machine-readable code, its HTTP status and title.
-// The codes are API contract; the OpenAPI document and docs/reference/errors.md list them.
+// The codes are API contract; the OpenAPI document and docs/reference/api.md (§ Errors) list them.
 
 export const PROBLEMS = {
   validation_failed: { status: 400, title: 'Request validation failed' },
