@@ -195,11 +195,13 @@ export default fp(
         reply.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_S));
         return sendProblem(request, reply, 'unavailable', 'The database is unavailable; retry later');
       }
-      // Requests are validated before they reach the database; these are the races and values
-      // validation cannot see: a row referred to was deleted meanwhile, a concurrent duplicate, a
-      // value out of the database's range. The client's to fix or retry, not a server fault.
+      // Requests are validated before they reach the database; these are the race and the values
+      // validation cannot see: a row referred to was deleted meanwhile, a value out of the
+      // database's range. The client's to retry or fix, not a server fault. (A unique violation
+      // stays a 500: routes handle the duplicates they expect, and any other is a fault, such as
+      // an audit chain whose head was deleted.)
       const state = sqlState(error);
-      if (state === '23503' || state === '23505') {
+      if (state === '23503') {
         request.log.warn({ err: error }, 'constraint violated by a concurrent change');
         return sendProblem(request, reply, 'conflict', 'A resource this request refers to was changed or deleted meanwhile; read it again and retry');
       }

@@ -81,6 +81,8 @@ const ODD = [
   '\u0000', '\uD800', '\uDFFF', '\u202E', '\uFEFF', '\u200B', '\u0007', 'é', 'e\u0301', '𝕏', '🧨', '\r\n', '\\', '"', "'", '%', '../',
   '<script>', "1' OR '1'='1", 'null', 'undefined', '-1', '1e309', 'NaN', '0x10', ' ', '', '00000000-0000-0000-0000-000000000000',
   'ffffffff-ffff-ffff-ffff-ffffffffffff', '2001-02-30T25:61:00Z', 'sbk_', 'sba_x_y',
+  // Valid ISO 8601 that Postgres cannot store: year 0000, and past 9999 once in UTC.
+  '0000-01-01T00:00:00Z', '9999-12-31T23:59:59-05:00', '9999-12-31T23:59:59.999Z',
 ];
 const odd = fc.constantFrom(...ODD);
 const huge = fc.nat({ max: 50 }).map((n) => 'x'.repeat(10_000 + n));
@@ -144,6 +146,15 @@ const nearlyValid = (base: Record<string, unknown>) =>
   fc
     .dictionary(fc.constantFrom(...Object.keys(base)), oddValue, { minKeys: 1, maxKeys: 2 })
     .map((changes) => JSON.stringify({ ...base, ...changes }));
+// Nesting deeper than any recursive walk (JSON.stringify included) survives, in the fields that take
+// free-form JSON and at the top: refused, never a stack overflow.
+const deep = fc.integer({ min: 2_000, max: 12_000 }).chain((depth) =>
+  fc.constantFrom(
+    `{"name":"deep","metadata":{"d":${'['.repeat(depth)}${']'.repeat(depth)}}}`,
+    `{"metadata":${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}`,
+    `${'['.repeat(depth)}${']'.repeat(depth)}`,
+  ),
+);
 const malformed = fc.constantFrom('{', '{"name":', '[1,2', 'nul', '{"a":1}}', '\uFEFF{}', "{'a':1}", '{"a":1,}', '"\\ud800"', '{"a":"\\u0000"}', '1e99999', '');
 const bodyFor = (valid: Record<string, unknown> | undefined) => fc.oneof(
   { weight: valid ? 4 : 0, arbitrary: valid ? nearlyValid(valid) : fc.constant(undefined) },
@@ -151,6 +162,7 @@ const bodyFor = (valid: Record<string, unknown> | undefined) => fc.oneof(
   { weight: 4, arbitrary: shapedBody },
   { weight: 2, arbitrary: fc.json({ maxDepth: 3 }) },
   { weight: 2, arbitrary: malformed },
+  { weight: 1, arbitrary: deep },
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }).map((bytes) => Buffer.from(bytes)) },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 64 }) },
   { weight: 1, arbitrary: huge.map((text) => JSON.stringify({ name: text, description: text, metadata: { text } })) },
