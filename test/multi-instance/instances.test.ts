@@ -134,8 +134,8 @@ t.test('maintenance on two instances at once expires each lease and deletes each
   await insert(300, '1 hour', 'leased');
   await insert(20, '1 hour', 'pending');
   await a.db.execute(sql`
-    insert into oauth_states (id, organization_id, state_hash, code_verifier_ciphertext, expires_at)
-    select gen_random_uuid(), ${org.id}, md5(random()::text || g), 'x', now() - interval '1 hour' from generate_series(1, 50) g`);
+    insert into oauth_states (id, organization_id, api_key_id, state_hash, code_verifier_ciphertext, expires_at)
+    select gen_random_uuid(), ${org.id}, ${org.adminKeyId}, md5(random()::text || g), 'x', now() - interval '1 hour' from generate_series(1, 50) g`);
 
   const [first, second] = await Promise.all([a.runMaintenance(), b.runMaintenance()]);
   t.comment(`instance a: ${JSON.stringify(first)}, instance b: ${JSON.stringify(second)}`);
