@@ -1,6 +1,6 @@
 // OAuth state (single-use, hashed) and the organization's Google connection (tokens encrypted by
 // the caller with the keyring; this module only moves ciphertext).
-import { and, eq, getTableColumns, lt, sql } from 'drizzle-orm';
+import { and, eq, getTableColumns, gt, isNull, lt, or, sql } from 'drizzle-orm';
 import type { DbOrTx } from './client.js';
 import { apiKeys, googleConnections, oauthStates } from './schema.js';
 
@@ -44,6 +44,28 @@ export async function consumeOAuthState(db: DbOrTx, stateHash: string): Promise<
         and k.role = 'admin' and k.revoked_at is null and (k.expires_at is null or k.expires_at > now()))`,
     });
   return rows[0] ?? null;
+}
+
+/**
+ * Whether the key may still act (as consumeOAuthState checks it), locking its row until the
+ * transaction ends: a revocation made meanwhile (the exchange with Google takes a while) was either
+ * seen, or waits for the connection to be saved, like one made a moment after it.
+ */
+export async function lockUsableKey(tx: DbOrTx, organizationId: string, apiKeyId: string): Promise<boolean> {
+  const rows = await tx
+    .select({ id: apiKeys.id })
+    .from(apiKeys)
+    .where(
+      and(
+        eq(apiKeys.id, apiKeyId),
+        eq(apiKeys.organizationId, organizationId),
+        eq(apiKeys.role, 'admin'),
+        isNull(apiKeys.revokedAt),
+        or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, sql`now()`)),
+      ),
+    )
+    .for('share');
+  return rows.length > 0;
 }
 
 /** Ends the pending connections a key started (it was revoked). */

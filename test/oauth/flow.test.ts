@@ -127,6 +127,21 @@ t.test('a state ends with the authority of the key that started it: revoked or e
   const failures = (await app.inject({ method: 'GET', url: '/api/v1/audit-events', headers: bearer(org.adminKey) })).json().data.filter((e: { action: string }) => e.action.startsWith('oauth.'));
   t.same(failures, [], 'and nothing was recorded as connected');
 
+  // Revoked while Google was answering: checked again before saving, and the grant given back.
+  const fourth = await createKey(app, org.adminKey, 'admin');
+  const racing = google.consent((await start(fourth.key)).authorization_url);
+  google.options.exchangeDelayMs = 600;
+  const answer = callback(racing);
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  t.equal((await app.inject({ method: 'DELETE', url: `/api/v1/api-keys/${fourth.id}`, headers: bearer(org.adminKey) })).statusCode, 204);
+  const raced = await answer;
+  google.options.exchangeDelayMs = 0;
+  t.equal(raced.statusCode, 400);
+  t.equal(raced.headers['x-error-code'], 'invalid_state');
+  t.equal(google.issuedRefreshTokens.length, 1, 'Google did exchange the code');
+  t.same(google.revoked, google.issuedRefreshTokens, 'and got its grant back');
+  t.equal((await app.inject({ method: 'GET', url: '/api/v1/oauth/status', headers: bearer(org.adminKey) })).json().google.state, 'not_connected');
+
   // A live key still works.
   t.equal((await callback(google.consent((await start()).authorization_url))).statusCode, 200);
 });

@@ -11,6 +11,7 @@ import {
   createOAuthState,
   deleteGoogleConnection,
   getGoogleConnection,
+  lockUsableKey,
   refreshTokenAad,
   saveGoogleConnection,
   verifierAad,
@@ -130,6 +131,8 @@ const oauth: FastifyPluginAsync = async (instance) => {
         return fail('no_refresh_token', 'Google returned no refresh token. Remove Switchboard from your Google account permissions and connect again.');
       }
       const connection = await app.db.transaction(async (tx) => {
+        // Checked again, locked: the key may have been revoked while Google answered.
+        if (!(await lockUsableKey(tx, organizationId, consumed.apiKeyId))) return null;
         const existing = await getGoogleConnection(tx, organizationId, { forUpdate: true });
         const id = existing?.id ?? uuidv7();
         const saved = await saveGoogleConnection(tx, organizationId, id, {
@@ -149,6 +152,11 @@ const oauth: FastifyPluginAsync = async (instance) => {
         ]);
         return saved;
       });
+      if (!connection) {
+        // Nothing was stored; the grant Google just made is given back (best effort).
+        await google.revoke(tokens.refreshToken);
+        return fail('invalid_state', 'The API key that started this connection is no longer valid. Start again from Switchboard.');
+      }
       if (config.oauthSuccessRedirectUrl) return reply.redirect(config.oauthSuccessRedirectUrl, 302);
       return page(reply, 200, 'Google account connected', `Switchboard can now act as ${connection.accountEmail ?? 'the connected account'}. You can close this page.`);
     },
