@@ -14,7 +14,9 @@ const SECRET_QUERY = /token|secret|passw|signature|key|auth|bearer|session|crede
  * Switchboard's own secrets, recognised by their shape wherever they are put in a URL (a path, a
  * parameter of any name, percent-encoded or not): API keys, agent tokens, webhook secrets.
  */
-const SECRET_VALUE = /\b(sb[ka])_[0-9a-f]{16}_[A-Za-z0-9_-]{43}|\bwhsec_[A-Za-z0-9+/=%]{16,}/g;
+// No word boundary before them: in a percent-encoded URL the character before is often the last
+// digit of an escape (`Bearer%20sbk_…`). A truncated secret is still most of one: 20 characters do.
+const SECRET_VALUE = /(sb[ka])_[0-9a-f]{16}_[A-Za-z0-9_-]{20,}|whsec_[A-Za-z0-9+/=%]{16,}/g;
 
 export function redactUrl(url: string): string {
   const scrubbed = url.replace(SECRET_VALUE, (_match, prefix: string | undefined) => (prefix ? `${prefix}_${REDACTED}` : `whsec_${REDACTED}`));

@@ -24,9 +24,11 @@ t.test('Switchboard secrets put in a URL are redacted by their shape, under any 
   await app.inject({ method: 'GET', url: `/api/v1/agents?q=${apiKey}&x=${encodeURIComponent(webhookSecret)}` });
   await app.inject({ method: 'GET', url: `/api/v1/${agentToken}` });
   await app.inject({ method: 'GET', url: `/api/v1/agents?auth=plain-secret-1&bearer=plain-secret-2&session=plain-secret-3` });
+  // Percent-encoded, after an escape's last digit, nested in another parameter, or cut short.
+  await app.inject({ method: 'GET', url: `/api/v1/agents?q=Bearer%20${agentToken}&next=${encodeURIComponent(`/cb?key=${apiKey}`)}&t=tok_${apiKey.slice(0, 45)}` });
   const text = logs.text();
   t.ok(logs.lines().length >= 3, 'the requests were logged');
-  for (const secret of [apiKey, agentToken, webhookSecret, encodeURIComponent(webhookSecret), 'AAAAAAAAAAAAAAAA', 'plain-secret']) t.notMatch(text, secret);
+  for (const secret of [apiKey, agentToken, webhookSecret, encodeURIComponent(webhookSecret), 'AAAAAAAAAAAAAAAA', 'bbbbbbbbbbbbbbbb', 'plain-secret']) t.notMatch(text, secret);
   t.match(text, 'sbk_[redacted]', 'the kind of secret stays readable');
   t.match(text, 'sba_[redacted]');
 });
