@@ -108,9 +108,16 @@ t.test('credential-like headers are never stored, whatever the sender calls them
     'x-amz-security-token': 'amz-leak',
     'x-twilio-signature': 'twilio-leak',
     'x-client-secret': 'secret-leak',
+    'x-functions-key': 'azure-leak',
+    'x-webhook-key': 'key-leak',
+    'x-api_key': 'underscore-leak',
+    'x-goog-iap-jwt-assertion': 'jwt-leak',
+    'x-bearer': 'bearer-leak',
+    'x-passphrase': 'pass-leak',
+    'x-sig': 'sig-leak',
     cookie: 'session=leak',
   };
-  const kept = { 'x-gitlab-event': 'Push Hook', 'x-request-id': 'req-1', 'webhook-origin': 'ci', 'user-agent': 'GitLab/17.0' };
+  const kept = { 'x-gitlab-event': 'Push Hook', 'x-event-key': 'repo:push', 'x-request-id': 'req-1', 'webhook-origin': 'ci', 'user-agent': 'GitLab/17.0' };
   const res = await app.inject({ method: 'POST', url: hook.url, headers: { ...(await githubHeaders(hook.secret, body)), ...secrets, ...kept }, payload: body });
   t.equal(res.statusCode, 202);
   const got = (await app.inject({ method: 'GET', url: `/api/v1/webhooks/${hook.id}/deliveries/${res.json().delivery_id}`, headers: bearer(org.adminKey) })).json();

@@ -56,9 +56,12 @@ export const IngestResponse = z.object({
 
 /**
  * Header names that carry a secret, whatever the sender calls them: X-Gitlab-Token, X-Api-Key,
- * X-Auth-Token, X-Slack-Signature, X-Shopify-Hmac-Sha256, X-Amz-Security-Token, session cookies…
+ * X-Functions-Key, X-Auth-Token, X-Slack-Signature, X-Shopify-Hmac-Sha256, X-Amz-Security-Token,
+ * X-Goog-Iap-Jwt-Assertion, session cookies… Better one header too few kept than one secret stored.
  */
-const CREDENTIAL_HEADER = /token|secret|passw|signature|hmac|auth|api-?key|access-?key|credential|cookie|session/;
+const CREDENTIAL_HEADER = /token|secret|pass|sig|hmac|auth|bearer|jwt|key$|credential|cookie|session/;
+/** Named like a credential, but a sender's description of the event (Bitbucket's X-Event-Key). */
+const NOT_CREDENTIALS = new Set(['x-event-key']);
 /** A body sent with one of these is stored as sent, but is not the JSON its content type says until decoded. */
 const IDENTITY_ENCODING = /^\s*(identity)?\s*$/i;
 const JSON_TYPE = /^application\/([\w.+-]+\+)?json\s*(;|$)/i;
@@ -67,7 +70,7 @@ const JSON_TYPE = /^application\/([\w.+-]+\+)?json\s*(;|$)/i;
 function capturedHeaders(request: FastifyRequest): Record<string, string> {
   const kept: Record<string, string> = {};
   for (const [name, value] of Object.entries(request.headers)) {
-    if (value === undefined || SIGNATURE_HEADERS.has(name) || CREDENTIAL_HEADER.test(name)) continue;
+    if (value === undefined || SIGNATURE_HEADERS.has(name) || (CREDENTIAL_HEADER.test(name) && !NOT_CREDENTIALS.has(name))) continue;
     if (name === 'content-type' || name === 'content-encoding' || name === 'user-agent' || name.startsWith('x-') || name.startsWith('webhook-')) {
       kept[name] = Array.isArray(value) ? value.join(', ') : value;
     }
