@@ -111,6 +111,13 @@ function validationErrors(error: FastifyError) {
 }
 
 /** Fastify's own request errors, mapped to our codes. */
+/**
+ * SQLSTATEs of a value the database refused as given: too long, out of range, not a date, not
+ * representable. Other data exceptions (division by zero, a bad interval) come from SQL the server
+ * built, and stay 500s.
+ */
+const VALUE_OUT_OF_RANGE = new Set(['22001', '22003', '22007', '22008', '22021', '22P02', '22P05']);
+
 const FASTIFY_CODES: Record<string, ProblemCode> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
@@ -197,7 +204,7 @@ export default fp(
       }
       // Requests are validated before they reach the database; these are the race and the values
       // validation cannot see: a row referred to was deleted meanwhile, a value out of the
-      // database's range. The client's to retry or fix, not a server fault. (A unique violation
+      // database's range (VALUE_OUT_OF_RANGE). The client's to retry or fix, not a server fault. (A unique violation
       // stays a 500: routes handle the duplicates they expect, and any other is a fault, such as
       // an audit chain whose head was deleted.)
       const state = sqlState(error);
@@ -205,7 +212,7 @@ export default fp(
         request.log.warn({ err: error }, 'constraint violated by a concurrent change');
         return sendProblem(request, reply, 'conflict', 'A resource this request refers to was changed or deleted meanwhile; read it again and retry');
       }
-      if (state?.startsWith('22')) {
+      if (state !== null && VALUE_OUT_OF_RANGE.has(state)) {
         request.log.warn({ err: error }, 'value refused by the database');
         return sendProblem(request, reply, 'bad_request', 'A value in the request is out of the range the database can store');
       }

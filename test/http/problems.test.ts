@@ -115,6 +115,7 @@ async function pluginApp(t: Tap) {
   app.get('/fk-race', async () => db.execute(sql`insert into oauth_states (id, organization_id, state_hash, api_key_id, code_verifier_ciphertext, expires_at)
     values (${randomUUID()}, ${randomUUID()}, ${randomUUID()}, ${randomUUID()}, 'x', now())`));
   app.get('/out-of-range', async () => db.execute(sql`select '0000-01-01T00:00:00Z'::timestamptz`));
+  app.get('/division-by-zero', async () => db.execute(sql`select 1 / (random() * 0)::int`));
   app.get('/db-down', async () => {
     throw Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:5432'), { code: 'ECONNREFUSED' });
   });
@@ -157,12 +158,13 @@ t.test('answers 500 without stack, SQL or message for an unexpected error', asyn
   t.notMatch(res.body, /select|api_keys|secret|stack|\.ts:/);
 });
 
-t.test('a row deleted meanwhile (foreign key) is 409 conflict; a value out of the database\'s range is 400 — never 500', async (t) => {
+t.test('a row deleted meanwhile (foreign key) is 409 conflict; a value out of the database\'s range is 400; SQL the server got wrong stays 500', async (t) => {
   const app = await pluginApp(t);
   const race = await app.inject({ method: 'GET', url: '/fk-race' });
   const body = assertProblem(t, race, 409, 'conflict');
   t.notMatch(JSON.stringify(body), /oauth_states|organization_id|insert/, 'no SQL in the answer');
   assertProblem(t, await app.inject({ method: 'GET', url: '/out-of-range' }), 400, 'bad_request');
+  assertProblem(t, await app.inject({ method: 'GET', url: '/division-by-zero' }), 500, 'internal_error');
 });
 
 t.test('answers 503 unavailable with Retry-After when the database cannot be reached', async (t) => {

@@ -211,9 +211,16 @@ const hooks: FastifyPluginAsync = async (instance) => {
       },
       // A body refused (too large, bad JSON) on the strength of a cached copy: an endpoint disabled
       // or deleted since answers 410 or 404 like on any other request, not the body's problem.
+      // If that read fails otherwise (the database is slow), the body's problem is the answer.
       errorHandler: async (error, request) => {
         const refusesBody = error.statusCode === 413 || (error instanceof AppError && error.code === 'invalid_json');
-        if (refusesBody && request.webhook && !request.webhookFresh) await freshWebhook(request.webhook.id);
+        if (refusesBody && request.webhook && !request.webhookFresh) {
+          try {
+            await freshWebhook(request.webhook.id);
+          } catch (gone) {
+            if (gone instanceof AppError && (gone.code === 'not_found' || gone.code === 'webhook_disabled')) throw gone;
+          }
+        }
         throw error;
       },
     },
@@ -222,13 +229,17 @@ const hooks: FastifyPluginAsync = async (instance) => {
       let delivery: ReturnType<typeof deliveryOf> | undefined;
       let webhook = request.webhook!;
       let freshReads = request.webhookFresh ? 1 : 0;
+      const readAgain = async () => {
+        webhook = await freshWebhook(webhook.id);
+        freshReads += 1;
+        request.webhookFresh = true;
+      };
       for (;;) {
         // A cached copy that does not verify may be out of date (a rotation through another
         // instance): only the current row may reject the signature.
         const verdict = verify(webhook, request, body, freshReads === 0);
         if (verdict === 'stale' || (!verdict.ok && freshReads === 0)) {
-          webhook = await freshWebhook(webhook.id);
-          freshReads += 1;
+          await readAgain();
           continue;
         }
         if (!verdict.ok) {
@@ -253,8 +264,7 @@ const hooks: FastifyPluginAsync = async (instance) => {
           if (freshReads >= MAX_FRESH_READS) {
             throw new AppError('unavailable', { detail: 'The webhook kept changing while this delivery was stored; send it again' });
           }
-          webhook = await freshWebhook(webhook.id);
-          freshReads += 1;
+          await readAgain();
         }
       }
     },
