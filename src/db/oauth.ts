@@ -1,6 +1,6 @@
 // OAuth state (single-use, hashed) and the organization's Google connection (tokens encrypted by
 // the caller with the keyring; this module only moves ciphertext).
-import { and, eq, getTableColumns, gt, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, eq, getTableColumns, gt, isNull, lt, or, sql, type Column } from 'drizzle-orm';
 import type { DbOrTx } from './client.js';
 import { apiKeys, googleConnections, oauthStates } from './schema.js';
 
@@ -30,6 +30,20 @@ export async function createOAuthState(
 }
 
 /**
+ * Whether the API key `keyId` (a column or a value) may still act for a Google connection of
+ * `organizationId`: it belongs to that organization, is admin, and is neither revoked nor expired.
+ * One condition for both checks below, so they cannot drift apart.
+ */
+const keyMayConnect = (keyId: Column | string, organizationId: Column | string) =>
+  and(
+    eq(apiKeys.id, keyId),
+    eq(apiKeys.organizationId, organizationId),
+    eq(apiKeys.role, 'admin'),
+    isNull(apiKeys.revokedAt),
+    or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, sql`now()`)),
+  );
+
+/**
  * Deletes and returns the state in one statement: exactly one caller, on any instance, gets it.
  * `keyUsable` says whether the admin key that started it may still act for its organization (not
  * revoked, not expired, admin): a state outliving its key's authority must not connect an account.
@@ -40,14 +54,13 @@ export async function consumeOAuthState(db: DbOrTx, stateHash: string): Promise<
     .where(eq(oauthStates.stateHash, stateHash))
     .returning({
       ...getTableColumns(oauthStates),
-      keyUsable: sql<boolean>`exists (select 1 from ${apiKeys} k where k.id = ${oauthStates.apiKeyId} and k.organization_id = ${oauthStates.organizationId}
-        and k.role = 'admin' and k.revoked_at is null and (k.expires_at is null or k.expires_at > now()))`,
+      keyUsable: sql<boolean>`exists (select 1 from ${apiKeys} where ${keyMayConnect(oauthStates.apiKeyId, oauthStates.organizationId)})`,
     });
   return rows[0] ?? null;
 }
 
 /**
- * Whether the key may still act (as consumeOAuthState checks it), locking its row until the
+ * Whether the key may still act (keyMayConnect, as consumeOAuthState checks it), locking its row until the
  * transaction ends: a revocation made meanwhile (the exchange with Google takes a while) was either
  * seen, or waits for the connection to be saved, like one made a moment after it.
  */
@@ -55,15 +68,7 @@ export async function lockUsableKey(tx: DbOrTx, organizationId: string, apiKeyId
   const rows = await tx
     .select({ id: apiKeys.id })
     .from(apiKeys)
-    .where(
-      and(
-        eq(apiKeys.id, apiKeyId),
-        eq(apiKeys.organizationId, organizationId),
-        eq(apiKeys.role, 'admin'),
-        isNull(apiKeys.revokedAt),
-        or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, sql`now()`)),
-      ),
-    )
+    .where(keyMayConnect(apiKeyId, organizationId))
     .for('share');
   return rows.length > 0;
 }
