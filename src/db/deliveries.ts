@@ -7,7 +7,7 @@ import { createBatcher, type Batcher, type BatchTuning, type Settled } from './b
 import type { DbOrTx } from './client.js';
 import { executePrepared, rowsOf } from './client.js';
 import { COPY_MIN_BYTES, STAGED_BODIES, withStagedBodies } from './copy-bodies.js';
-import { isDatabaseUnavailable, isPermissionDenied } from './errors.js';
+import { FOREIGN_KEY_VIOLATION, isDatabaseUnavailable, isPermissionDenied, sqlState } from './errors.js';
 import { uuidv7 } from './ids.js';
 import { afterCursor, toPage, type Page } from './pagination.js';
 import { webhookDeliveries, webhooks } from './schema.js';
@@ -82,7 +82,13 @@ export async function storeDeliveries(db: DbOrTx, inputs: NewDelivery[], options
     changed = new Set(outcome.changed);
   } catch (error) {
     // Row by row only when a row's data was refused; an outage fails the batch as a whole (503 each).
-    if (inputs.length === 1 || isDatabaseUnavailable(error)) return inputs.map(() => ({ ok: false, error }));
+    if (isDatabaseUnavailable(error)) return inputs.map(() => ({ ok: false, error }));
+    if (inputs.length === 1) {
+      // The webhook (or its organization) was deleted after the INSERT read it: its foreign-key
+      // check waited for the delete and found the row gone. Like any change since verification,
+      // the caller reads the webhook again (and answers 404).
+      return [{ ok: false, error: sqlState(error) === FOREIGN_KEY_VIOLATION ? new WebhookChanged(inputs[0]!.webhookId) : error }];
+    }
     return Promise.all(inputs.map(async (input) => (await storeDeliveries(db, [input], { copy }))[0]!));
   }
   const results = new Map<number, Settled<StoredDelivery>>();

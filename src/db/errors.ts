@@ -45,6 +45,9 @@ export class DatabaseWaitTimeout extends Error {
   }
 }
 
+/** SQLSTATE foreign_key_violation: a referenced row is gone (deleted by a concurrent transaction). */
+export const FOREIGN_KEY_VIOLATION = '23503';
+
 /** The SQLSTATE of a database error (through Drizzle's wrapper), if it is one. */
 export function sqlState(error: unknown): string | null {
   for (let current = error, depth = 0; current && depth < 5; depth++) {

@@ -7,7 +7,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError, PROBLEMS, codeForStatus, problemType, type ProblemCode } from '../errors.js';
 import { KeyringError } from '../crypto/keyring.js';
-import { isDatabaseUnavailable, sqlState } from '../db/errors.js';
+import { FOREIGN_KEY_VIOLATION, isDatabaseUnavailable, sqlState } from '../db/errors.js';
 import { dropLateAnswers } from './deadline.js';
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
@@ -208,7 +208,7 @@ export default fp(
       // stays a 500: routes handle the duplicates they expect, and any other is a fault, such as
       // an audit chain whose head was deleted.)
       const state = sqlState(error);
-      if (state === '23503') {
+      if (state === FOREIGN_KEY_VIOLATION) {
         request.log.warn({ err: error }, 'constraint violated by a concurrent change');
         return sendProblem(request, reply, 'conflict', 'A resource this request refers to was changed or deleted meanwhile; read it again and retry');
       }
