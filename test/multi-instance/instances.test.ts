@@ -69,7 +69,9 @@ t.test('two server processes on one Postgres and one Redis', { skip: TEST_DATABA
     const callback = google.consent(started.json.authorization_url).replace('http://127.0.0.1:8080', '');
     // The browser (or an attacker replaying the link) lands on both instances at once.
     const answers = await Promise.all([two, one].map((server) => fetch(`${server.url}${callback}`, { redirect: 'manual' })));
-    t.same(answers.map((res) => res.status).sort(), [200, 400], 'one callback connects, the other is refused');
+    // The codes go into the message: should this ever fail, it says which refusal each one got.
+    const outcomes = answers.map((res) => `${res.status} ${res.headers.get('x-error-code') ?? ''}`.trim());
+    t.same(answers.map((res) => res.status).sort(), [200, 400], `one callback connects, the other is refused (got ${outcomes.join(', ')})`);
     t.equal(answers.find((res) => res.status === 400)?.headers.get('x-error-code'), 'invalid_state', 'the refusal says invalid_state');
     t.equal((await fetch(`${one.url}${callback}`)).headers.get('x-error-code'), 'invalid_state', 'and it stays used');
     const status = await api(two.url, 'GET', '/api/v1/oauth/status', fixture.adminKey);
