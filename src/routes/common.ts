@@ -2,7 +2,15 @@
 import { z } from 'zod';
 import { decodeCursor } from '../db/pagination.js';
 
-export const IdParams = z.strictObject({ id: z.uuid({ error: 'must be a UUID' }) });
+/**
+ * An id in a path: a UUID in either case, handed to the route in its canonical lower case (as the
+ * database answers it), so ids compared in code (batched answers, caches) match the rows' ids.
+ */
+export const PathId = z
+  .uuid({ error: 'must be a UUID' })
+  .transform((id) => id.toLowerCase());
+
+export const IdParams = z.strictObject({ id: PathId });
 
 export const PageQueryShape = {
   limit: z.coerce.number().int().min(1).max(100).default(50),

@@ -47,6 +47,21 @@ t.test('an agent leases its pending deliveries, oldest first, marked untrusted, 
   t.same(done.json().data.map((d: { id: string }) => d.id), [ids[0]]);
 });
 
+t.test('ids in paths are read in either case: an ack, a nack and a read with an upper-case id answer as with the canonical one', async (t) => {
+  const { app, org, agent, hook, deliver, lease } = await routed(t);
+  const ids = [await deliver({ n: 1 }), await deliver({ n: 2 })];
+  t.equal((await lease()).json().data.length, 2);
+  const ack = await app.inject({ method: 'POST', url: `/api/v1/agent/deliveries/${ids[0]!.toUpperCase()}/ack`, headers: asAgent(agent.token) });
+  t.equal(ack.statusCode, 200, ack.body);
+  t.same(ack.json(), { id: ids[0], status: 'done' }, 'acked, and answered with the canonical id');
+  const nack = await app.inject({ method: 'POST', url: `/api/v1/agent/deliveries/${ids[1]!.toUpperCase()}/nack`, headers: asAgent(agent.token), payload: {} });
+  t.equal(nack.statusCode, 200, nack.body);
+  t.equal(nack.json().id, ids[1]);
+  const read = await app.inject({ method: 'GET', url: `/api/v1/webhooks/${hook.id.toUpperCase()}/deliveries/${ids[0]!.toUpperCase()}`, headers: bearer(org.adminKey) });
+  t.equal(read.statusCode, 200, read.body);
+  t.match(read.json(), { id: ids[0], webhook_id: hook.id, status: 'done' });
+});
+
 t.test('nack returns a delivery to pending after retry_after_seconds; out of attempts it is dead, and redelivery revives it', async (t) => {
   const { app, org, agent, hook, deliver, lease } = await routed(t, { WEBHOOK_MAX_ATTEMPTS: '2' });
   const id = await deliver({ retry: true });

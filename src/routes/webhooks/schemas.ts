@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Delivery } from '../../db/deliveries.js';
 import type { Webhook } from '../../db/webhooks.js';
-import { iso, isoOrNull, Name, NullableTimestamp, optionalBody, PageQueryShape, Timestamp } from '../common.js';
+import { iso, isoOrNull, Name, NullableTimestamp, optionalBody, PageQueryShape, PathId, Timestamp } from '../common.js';
 
 const Description = z.string().trim().max(2000);
 const SignatureSchemeField = z
@@ -79,7 +79,7 @@ export const BodyFields = {
 export const DeliverySchema = DeliverySummarySchema.extend(BodyFields);
 
 export const ListDeliveriesQuery = z.strictObject({ ...PageQueryShape, status: z.enum(DELIVERY_STATUSES).optional() });
-export const DeliveryParams = z.strictObject({ id: z.uuid(), delivery_id: z.uuid() });
+export const DeliveryParams = z.strictObject({ id: PathId, delivery_id: PathId });
 
 export function toWebhookJson(webhook: Webhook, baseUrl: string) {
   return {
