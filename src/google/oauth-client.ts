@@ -43,14 +43,26 @@ function emailFromIdToken(idToken: string | null | undefined): string | null {
   }
 }
 
+/** `work`, or GoogleUnavailableError once `ms` have passed (the work's late outcome is ignored). */
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new GoogleUnavailableError(`no answer from Google within ${ms} ms`)), ms);
+  });
+  work.catch(() => {}); // a late failure after the timeout is not an unhandled rejection
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
 export class GoogleOAuth {
   constructor(
     private readonly config: GoogleOAuthConfig,
     private readonly scopes: string[],
   ) {}
 
-  private client(): OAuth2Client {
+  /** `timeoutMs`: the longest each request to Google may take (gaxios aborts it). */
+  private client(timeoutMs?: number): OAuth2Client {
     return new OAuth2Client({
+      ...(timeoutMs === undefined ? {} : { transporterOptions: { timeout: timeoutMs } }),
       clientId: this.config.clientId,
       clientSecret: this.config.clientSecret,
       redirectUri: this.config.redirectUri,
@@ -106,12 +118,16 @@ export class GoogleOAuth {
     }
   }
 
-  /** A new access token; GoogleGrantError when the refresh token is no longer valid (reconnect). */
-  async refresh(refreshToken: string): Promise<RefreshedToken> {
-    const client = this.client();
+  /**
+   * A new access token; GoogleGrantError when the refresh token is no longer valid (reconnect),
+   * GoogleUnavailableError when Google refuses otherwise or has not answered within `timeoutMs`
+   * (retries included).
+   */
+  async refresh(refreshToken: string, timeoutMs: number): Promise<RefreshedToken> {
+    const client = this.client(timeoutMs);
     client.setCredentials({ refresh_token: refreshToken });
     try {
-      const { token } = await client.getAccessToken();
+      const { token } = await withTimeout(client.getAccessToken(), timeoutMs);
       if (!token) throw new GoogleUnavailableError('no access token in the response');
       const credentials = client.credentials;
       return {

@@ -235,6 +235,46 @@ t.test('20 concurrent broker requests on an expired token cause exactly one refr
   t.equal(new Set(results.map((r) => r.json().access_token)).size, 1, 'everyone got the same fresh token');
 });
 
+t.test('a refresh token that no longer decrypts is a key problem: 503 encryption_key_unavailable, Google not called, the connection untouched', async (t) => {
+  const { google, app, org, connect, broker } = await setup(t);
+  await connect();
+  const [connection] = await app.db.select().from(googleConnections).where(eq(googleConnections.organizationId, org.id));
+  // Another row's ciphertext (the access token's) fails the check against this row: as after a
+  // restore under another key, or an old key dropped before `keys rotate` finished.
+  await app.db
+    .update(googleConnections)
+    .set({ refreshTokenCiphertext: connection!.accessTokenCiphertext!, accessTokenExpiresAt: new Date(Date.now() - 1000) })
+    .where(eq(googleConnections.organizationId, org.id));
+  const res = await broker();
+  t.equal(res.statusCode, 503, res.body);
+  t.equal(res.json().code, 'encryption_key_unavailable');
+  t.equal(google.refreshCalls, 0, 'Google was not asked');
+  const [after] = await app.db.select().from(googleConnections).where(eq(googleConnections.organizationId, org.id));
+  t.match(after, { status: 'connected', lastError: null }, 'not recorded as a Google failure');
+});
+
+t.test('a Google that does not answer costs the refresh its own time budget, not the row lock and a connection past the deadline', async (t) => {
+  // REQUEST_TIMEOUT_MS 2000: the request deadline is 1.5 s, and Google gets 1 s of it.
+  const { google, app, org, connect, broker } = await setup(t, { REQUEST_TIMEOUT_MS: '2000' });
+  await connect();
+  await app.db.update(googleConnections).set({ accessTokenExpiresAt: new Date(Date.now() - 1000) }).where(eq(googleConnections.organizationId, org.id));
+  google.options.refreshDelayMs = 4000;
+  const started = Date.now();
+  const results = await Promise.all(Array.from({ length: 5 }, () => broker()));
+  const elapsed = Date.now() - started;
+  t.same([...new Set(results.map((r) => r.json().code))], ['token_refresh_failed'], 'every request is told Google did not issue a token');
+  t.equal(results[0]!.headers['retry-after'], '5');
+  t.equal(google.refreshCalls, 1, 'the concurrent requests shared one refresh');
+  t.ok(elapsed < 3500, `answered when Google's budget ran out, not when Google answered (${elapsed} ms)`);
+  // The lock was given back: with Google answering again, the next request refreshes at once.
+  google.options.refreshDelayMs = 0;
+  const next = await broker();
+  t.equal(next.statusCode, 200, next.body);
+  t.equal(google.refreshCalls, 2);
+  const [after] = await app.db.select().from(googleConnections).where(eq(googleConnections.organizationId, org.id));
+  t.equal(after!.status, 'connected', 'a slow Google does not end the connection');
+});
+
 t.test('without Google configuration: start and broker answer 503 oauth_not_configured, status says not_configured', async (t) => {
   const app = await build(t);
   const org = await createOrg(app);

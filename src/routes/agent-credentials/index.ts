@@ -1,11 +1,11 @@
 // The access-token broker: agents get short-lived Google access tokens for their organization's
 // connection and never see the refresh token. One refresh at a time per connection, across
 // instances: the row is locked, and the expiry re-checked after the lock.
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { auditRow, recordAuditEvents } from '../../db/audit-events.js';
-import { accessTokenAad, getGoogleConnection, recordRefresh, refreshTokenAad } from '../../db/oauth.js';
+import { accessTokenAad, getGoogleConnection, recordRefresh, refreshTokenAad, type GoogleConnection } from '../../db/oauth.js';
 import { AppError } from '../../errors.js';
 import { GoogleGrantError, GoogleOAuth } from '../../google/oauth-client.js';
 import { agentOf } from '../../plugins/agent-auth.js';
@@ -14,6 +14,8 @@ import { authenticateAll } from '../../plugins/auth.js';
 
 /** A cached token is handed out only while it has more than this left. */
 const MIN_REMAINING_MS = 5 * 60_000;
+/** The longest a refresh waits for Google (less when the request deadline is shorter). */
+const GOOGLE_TIMEOUT_MS = 10_000;
 
 const TokenResponse = z.object({
   access_token: z.string(),
@@ -30,6 +32,76 @@ const agentCredentials: FastifyPluginAsync = async (instance) => {
   const app = instance.withTypeProvider<ZodTypeProvider>();
   authenticateAll(instance, 'agentToken');
   const google = app.config.google ? new GoogleOAuth(app.config.google, app.config.googleScopes) : null;
+  // Google must answer well before the request's deadline, so the row lock and the database
+  // connection held meanwhile are given back in time.
+  const googleTimeoutMs = Math.max(500, Math.min(GOOGLE_TIMEOUT_MS, app.config.databaseWaitTimeoutMs - 500));
+
+  /** The connection's stored access token, if it has more than MIN_REMAINING_MS left. */
+  const usableToken = (connection: GoogleConnection): Outcome | null => {
+    if (connection.status === 'expired' || !connection.accessTokenCiphertext || !connection.accessTokenExpiresAt) return null;
+    if (connection.accessTokenExpiresAt.getTime() - Date.now() <= MIN_REMAINING_MS) return null;
+    const token = app.keyring.decrypt(connection.accessTokenCiphertext, accessTokenAad(connection.organizationId, connection.id));
+    return { kind: 'token', token, expiresAt: connection.accessTokenExpiresAt, refreshed: false, scopes: connection.scopes, email: connection.accountEmail, connectionId: connection.id };
+  };
+
+  /**
+   * Refreshes under the row's lock, once per organization at a time in this process: concurrent
+   * requests share the one in flight, so an organization's agents hold at most one database
+   * connection per instance while Google answers (other instances wait on the row lock), and a
+   * slow Google cannot take the pool from other tenants. Google gets googleTimeoutMs at most.
+   */
+  const refreshing = new Map<string, Promise<Outcome>>();
+  const refreshOnce = async (request: FastifyRequest, organizationId: string): Promise<Outcome> => {
+    const running = refreshing.get(organizationId);
+    if (running) {
+      const shared = await running;
+      return shared.kind === 'token' ? { ...shared, refreshed: false } : shared;
+    }
+    const started = lockedRefresh(request, organizationId).finally(() => refreshing.delete(organizationId));
+    refreshing.set(organizationId, started);
+    return started;
+  };
+
+  const lockedRefresh = (request: FastifyRequest, organizationId: string) =>
+    app.db.transaction(async (tx): Promise<Outcome> => {
+      const connection = await getGoogleConnection(tx, organizationId, { forUpdate: true });
+      if (!connection) return { kind: 'error', error: new AppError('oauth_not_connected', { detail: 'Connect a Google account first (GET /api/v1/oauth/google/start)' }) };
+      if (connection.status === 'expired') {
+        return { kind: 'error', error: new AppError('reconnect_required', { detail: 'Google no longer accepts this connection; an operator must reconnect it' }) };
+      }
+      // Refreshed by another instance while this one waited for the lock.
+      const cached = usableToken(connection);
+      if (cached) return cached;
+      // A refresh token that does not decrypt is a key problem (503 encryption_key_unavailable), not Google's.
+      const refreshToken = app.keyring.decrypt(connection.refreshTokenCiphertext, refreshTokenAad(organizationId, connection.id));
+      try {
+        const refreshed = await google!.refresh(refreshToken, googleTimeoutMs);
+        await recordRefresh(tx, organizationId, {
+          ok: true,
+          accessTokenCiphertext: app.keyring.encrypt(refreshed.accessToken, accessTokenAad(organizationId, connection.id)),
+          accessTokenExpiresAt: refreshed.expiresAt,
+          scopes: refreshed.scopes,
+        });
+        app.metrics.oauthRefreshSucceeded();
+        const base = { email: connection.accountEmail, connectionId: connection.id };
+        return { kind: 'token', token: refreshed.accessToken, expiresAt: refreshed.expiresAt, refreshed: true, ...base, scopes: refreshed.scopes ?? connection.scopes };
+      } catch (err) {
+        const grant = err instanceof GoogleGrantError;
+        request.log.warn({ reason: (err as Error).message, connection_id: connection.id }, 'Google token refresh failed');
+        // invalid_grant: the refresh token is dead, mark the connection; otherwise leave it intact.
+        app.metrics.oauthRefreshFailed(grant ? 'invalid_grant' : 'unavailable');
+        await recordRefresh(tx, organizationId, { ok: false, status: grant ? 'expired' : 'connected', error: grant ? `refresh refused: ${(err as Error).message}` : 'Google unavailable' });
+        await recordAuditEvents(tx, [
+          auditRow(actorOf(request), organizationId, { action: 'oauth.refresh_failed', outcome: 'failure', targetType: 'google_connection', targetId: connection.id, details: { reason: grant ? 'invalid_grant' : 'unavailable' } }),
+        ]);
+        return {
+          kind: 'error',
+          error: grant
+            ? new AppError('reconnect_required', { detail: 'Google no longer accepts this connection; an operator must reconnect it' })
+            : new AppError('token_refresh_failed', { detail: 'Google did not issue a token; retry later', headers: { 'retry-after': '5' } }),
+        };
+      }
+    });
 
   // A Google access token for the agent's organization.
   app.post(
@@ -45,44 +117,9 @@ const agentCredentials: FastifyPluginAsync = async (instance) => {
       if (!google) throw new AppError('oauth_not_configured', { detail: 'Google OAuth is not configured on this server' });
       const agent = agentOf(request);
       const organizationId = agent.organizationId;
-      const outcome = await app.db.transaction(async (tx): Promise<Outcome> => {
-        const connection = await getGoogleConnection(tx, organizationId, { forUpdate: true });
-        if (!connection) return { kind: 'error', error: new AppError('oauth_not_connected', { detail: 'Connect a Google account first (GET /api/v1/oauth/google/start)' }) };
-        if (connection.status === 'expired') {
-          return { kind: 'error', error: new AppError('reconnect_required', { detail: 'Google no longer accepts this connection; an operator must reconnect it' }) };
-        }
-        const base = { scopes: connection.scopes, email: connection.accountEmail, connectionId: connection.id };
-        if (connection.accessTokenCiphertext && connection.accessTokenExpiresAt && connection.accessTokenExpiresAt.getTime() - Date.now() > MIN_REMAINING_MS) {
-          const token = app.keyring.decrypt(connection.accessTokenCiphertext, accessTokenAad(organizationId, connection.id));
-          return { kind: 'token', token, expiresAt: connection.accessTokenExpiresAt, refreshed: false, ...base };
-        }
-        try {
-          const refreshed = await google.refresh(app.keyring.decrypt(connection.refreshTokenCiphertext, refreshTokenAad(organizationId, connection.id)));
-          await recordRefresh(tx, organizationId, {
-            ok: true,
-            accessTokenCiphertext: app.keyring.encrypt(refreshed.accessToken, accessTokenAad(organizationId, connection.id)),
-            accessTokenExpiresAt: refreshed.expiresAt,
-            scopes: refreshed.scopes,
-          });
-          app.metrics.oauthRefreshSucceeded();
-          return { kind: 'token', token: refreshed.accessToken, expiresAt: refreshed.expiresAt, refreshed: true, ...base, scopes: refreshed.scopes ?? connection.scopes };
-        } catch (err) {
-          const grant = err instanceof GoogleGrantError;
-          request.log.warn({ reason: (err as Error).message, connection_id: connection.id }, 'Google token refresh failed');
-          // invalid_grant: the refresh token is dead, mark the connection; otherwise leave it intact.
-          app.metrics.oauthRefreshFailed(grant ? 'invalid_grant' : 'unavailable');
-          await recordRefresh(tx, organizationId, { ok: false, status: grant ? 'expired' : 'connected', error: grant ? `refresh refused: ${(err as Error).message}` : 'Google unavailable' });
-          await recordAuditEvents(tx, [
-            auditRow(actorOf(request), organizationId, { action: 'oauth.refresh_failed', outcome: 'failure', targetType: 'google_connection', targetId: connection.id, details: { reason: grant ? 'invalid_grant' : 'unavailable' } }),
-          ]);
-          return {
-            kind: 'error',
-            error: grant
-              ? new AppError('reconnect_required', { detail: 'Google no longer accepts this connection; an operator must reconnect it' })
-              : new AppError('token_refresh_failed', { detail: 'Google did not issue a token; retry later', headers: { 'retry-after': '5' } }),
-          };
-        }
-      });
+      // A token with time left is handed out from a plain read; only a refresh locks the row.
+      const current = await getGoogleConnection(app.db, organizationId);
+      const outcome = (current && usableToken(current)) ?? (await refreshOnce(request, organizationId));
       if (outcome.kind === 'error') throw outcome.error;
       await recordAuditEvents(app.db, [
         auditRow(actorOf(request), organizationId, {
