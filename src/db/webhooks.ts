@@ -88,19 +88,23 @@ export async function updateWebhook(db: DbOrTx, organizationId: string, id: stri
   return rows[0] ?? null;
 }
 
-/** Replaces the secret; the previous one keeps verifying for overlapSeconds (0: not at all). */
+/**
+ * Replaces the secret; the one it replaces keeps verifying for overlapSeconds (0: not at all). The
+ * replaced secret is the row's as the UPDATE finds it: of two rotations at once, the later one
+ * keeps the earlier one's secret as previous, never one that no longer exists.
+ */
 export async function rotateWebhookSecret(
   db: DbOrTx,
   organizationId: string,
   id: string,
-  secrets: { current: string; previous: string },
+  secretCiphertext: string,
   overlapSeconds: number,
 ): Promise<Webhook | null> {
   const rows = await db
     .update(webhooks)
     .set({
-      secretCiphertext: secrets.current,
-      previousSecretCiphertext: overlapSeconds > 0 ? secrets.previous : null,
+      secretCiphertext,
+      previousSecretCiphertext: overlapSeconds > 0 ? sql`${webhooks.secretCiphertext}` : null,
       previousSecretExpiresAt: overlapSeconds > 0 ? sql`now() + make_interval(secs => ${overlapSeconds})` : null,
       updatedAt: sql`now()`,
     })

@@ -234,6 +234,18 @@ t.test('during a rotation overlap both secrets verify; after it only the new one
   t.equal((await app.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(zero.json().secret, body), payload: body })).statusCode, 202);
 });
 
+t.test('two rotations at once: the later one\'s secret is current and the earlier one\'s stays valid for the overlap', async (t) => {
+  const { app, org, hook } = await setup(t);
+  const rotate = () => app.inject({ method: 'POST', url: `/api/v1/webhooks/${hook.id}/secret`, headers: bearer(org.adminKey), payload: { overlap_seconds: 3600 } });
+  const answers = await Promise.all([rotate(), rotate()]);
+  t.same(answers.map((res) => res.statusCode), [200, 200]);
+  const body = '{"race":1}';
+  for (const [i, res] of answers.entries()) {
+    const accepted = await app.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(res.json().secret, body), payload: body });
+    t.equal(accepted.statusCode, 202, `the secret rotation ${i + 1} answered verifies`);
+  }
+});
+
 t.test('the stored secret is encrypted, bound to its row', async (t) => {
   const { app, org, hook } = await setup(t);
   const leaked = rowsOf(await app.db.execute(sql`select id from webhooks where row_to_json(webhooks)::text like ${`%${hook.secret.slice(6)}%`}`));

@@ -169,17 +169,13 @@ const webhooksRoutes: FastifyPluginAsync = async (instance) => {
       const webhook = await app.db.transaction(async (tx) => {
         const current = await getWebhook(tx, organizationId, request.params.id);
         if (!current) throw notFound();
-        const rotated = await rotateWebhookSecret(
-          tx,
-          organizationId,
-          current.id,
-          { current: app.keyring.encrypt(secret, secretAad(organizationId, current.id)), previous: current.secretCiphertext },
-          overlap,
-        );
+        const rotated = await rotateWebhookSecret(tx, organizationId, current.id, app.keyring.encrypt(secret, secretAad(organizationId, current.id)), overlap);
         await recordAuditEvents(tx, [
           auditEvent(request, { action: 'webhook.secret_rotated', targetType: 'webhook', targetId: current.id, details: { overlap_seconds: overlap } }),
         ]);
-        return rotated!;
+        // Deleted meanwhile.
+        if (!rotated) throw notFound();
+        return rotated;
       });
       return { webhook: json(webhook), secret };
     },
