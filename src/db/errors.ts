@@ -47,6 +47,9 @@ export class DatabaseWaitTimeout extends Error {
 
 /** SQLSTATE foreign_key_violation: a referenced row is gone (deleted by a concurrent transaction). */
 export const FOREIGN_KEY_VIOLATION = '23503';
+/** SQLSTATEs of a transaction Postgres cancelled because of a concurrent one: retrying it is safe. */
+export const DEADLOCK_DETECTED = '40P01';
+export const SERIALIZATION_FAILURE = '40001';
 
 /** The SQLSTATE of a database error (through Drizzle's wrapper), if it is one. */
 export function sqlState(error: unknown): string | null {

@@ -1,6 +1,6 @@
 // Organizations (tenants). Only the platform admin lists, creates and deletes them.
-import { and, desc, eq } from 'drizzle-orm';
-import type { DbOrTx } from './client.js';
+import { and, desc, eq, sql } from 'drizzle-orm';
+import type { Db, DbOrTx } from './client.js';
 import { afterCursor, toPage, type Page } from './pagination.js';
 import { organizations } from './schema.js';
 
@@ -30,4 +30,18 @@ export async function listOrganizations(db: DbOrTx, page: Page) {
 export async function deleteOrganization(db: DbOrTx, id: string): Promise<boolean> {
   const rows = await db.delete(organizations).where(eq(organizations.id, id)).returning({ id: organizations.id });
   return rows.length > 0;
+}
+
+/**
+ * A transaction that writes an organization's rows. It first takes the organization's row in key
+ * share mode (as its audit event and foreign keys would later): locks in the same order as the
+ * organization's deletion (the organization, then its rows), so a write and a deletion running
+ * at once wait for each other instead of deadlocking. Once the deletion has committed, the write
+ * finds nothing of the organization left.
+ */
+export async function inOrganization<T>(db: Db, organizationId: string, work: (tx: DbOrTx) => Promise<T>): Promise<T> {
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`select 1 from ${organizations} where id = ${organizationId} for key share`);
+    return work(tx);
+  });
 }

@@ -7,7 +7,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError, PROBLEMS, codeForStatus, problemType, type ProblemCode } from '../errors.js';
 import { KeyringError } from '../crypto/keyring.js';
-import { FOREIGN_KEY_VIOLATION, isDatabaseUnavailable, sqlState } from '../db/errors.js';
+import { DEADLOCK_DETECTED, FOREIGN_KEY_VIOLATION, isDatabaseUnavailable, SERIALIZATION_FAILURE, sqlState } from '../db/errors.js';
 import { dropLateAnswers } from './deadline.js';
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
@@ -208,6 +208,13 @@ export default fp(
       // stays a 500: routes handle the duplicates they expect, and any other is a fault, such as
       // an audit chain whose head was deleted.)
       const state = sqlState(error);
+      // Writes take their locks in one order (db/organizations.ts inOrganization); should two
+      // transactions still deadlock or fail to serialize, the one Postgres cancelled is retried.
+      if (state === DEADLOCK_DETECTED || state === SERIALIZATION_FAILURE) {
+        request.log.warn({ err: error }, 'transaction cancelled by a concurrent one');
+        reply.header('retry-after', '1');
+        return sendProblem(request, reply, 'conflict', 'A concurrent change to the same resources cancelled this request; retry it');
+      }
       if (state === FOREIGN_KEY_VIOLATION) {
         request.log.warn({ err: error }, 'constraint violated by a concurrent change');
         return sendProblem(request, reply, 'conflict', 'A resource this request refers to was changed or deleted meanwhile; read it again and retry');

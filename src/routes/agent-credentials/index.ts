@@ -6,6 +6,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { auditRow, recordAuditEvents } from '../../db/audit-events.js';
 import { accessTokenAad, getGoogleConnection, recordRefresh, refreshTokenAad, type GoogleConnection } from '../../db/oauth.js';
+import { inOrganization } from '../../db/organizations.js';
 import { AppError } from '../../errors.js';
 import { GoogleGrantError, GoogleOAuth } from '../../google/oauth-client.js';
 import { agentOf } from '../../plugins/agent-auth.js';
@@ -63,7 +64,7 @@ const agentCredentials: FastifyPluginAsync = async (instance) => {
   };
 
   const lockedRefresh = (request: FastifyRequest, organizationId: string) =>
-    app.db.transaction(async (tx): Promise<Outcome> => {
+    inOrganization(app.db, organizationId, async (tx): Promise<Outcome> => {
       const connection = await getGoogleConnection(tx, organizationId, { forUpdate: true });
       if (!connection) return { kind: 'error', error: new AppError('oauth_not_connected', { detail: 'Connect a Google account first (GET /api/v1/oauth/google/start)' }) };
       if (connection.status === 'expired') {

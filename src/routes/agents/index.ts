@@ -4,6 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { issueToken } from '../../crypto/tokens.js';
 import { addAgentToken, AGENT_TOKEN_PREFIX, createAgent, deleteAgent, getAgent, listAgents, retireAgentTokens, updateAgent } from '../../db/agents.js';
 import { recordAuditEvents } from '../../db/audit-events.js';
+import { inOrganization } from '../../db/organizations.js';
 import { AppError } from '../../errors.js';
 import { authenticateAll, organizationOf, requireRole } from '../../plugins/auth.js';
 import { auditEvent } from '../../plugins/audit.js';
@@ -36,7 +37,7 @@ const agents: FastifyPluginAsync<{ offlineAfterS: number }> = async (instance, {
     async (request, reply) => {
       const organizationId = organizationOf(request);
       const issued = issueToken(AGENT_TOKEN_PREFIX);
-      const agent = await app.db.transaction(async (tx) => {
+      const agent = await inOrganization(app.db, organizationId, async (tx) => {
         const created = await createAgent(tx, organizationId, request.body);
         await addAgentToken(tx, organizationId, created.id, issued);
         await recordAuditEvents(tx, [auditEvent(request, { action: 'agent.created', targetType: 'agent', targetId: created.id, details: { name: created.name } })]);
@@ -66,7 +67,7 @@ const agents: FastifyPluginAsync<{ offlineAfterS: number }> = async (instance, {
     { preHandler: requireRole('admin'), schema: { summary: 'Update or disable an agent', params: IdParams, body: UpdateAgentBody, response: { 200: AgentResponse } } },
     async (request) => {
       const organizationId = organizationOf(request);
-      const agent = await app.db.transaction(async (tx) => {
+      const agent = await inOrganization(app.db, organizationId, async (tx) => {
         const updated = await updateAgent(tx, organizationId, request.params.id, request.body);
         if (!updated) throw notFound();
         await recordAuditEvents(tx, [
@@ -81,7 +82,7 @@ const agents: FastifyPluginAsync<{ offlineAfterS: number }> = async (instance, {
   // Delete an agent; its tokens stop working at once.
   app.delete('/:id', { preHandler: requireRole('admin'), schema: { summary: 'Delete an agent', params: IdParams, response: { 204: NoContent } } }, async (request, reply) => {
     const organizationId = organizationOf(request);
-    await app.db.transaction(async (tx) => {
+    await inOrganization(app.db, organizationId, async (tx) => {
       const deleted = await deleteAgent(tx, organizationId, request.params.id);
       if (!deleted) throw notFound();
       await recordAuditEvents(tx, [auditEvent(request, { action: 'agent.deleted', targetType: 'agent', targetId: deleted.id, details: { name: deleted.name } })]);
@@ -97,7 +98,7 @@ const agents: FastifyPluginAsync<{ offlineAfterS: number }> = async (instance, {
       const organizationId = organizationOf(request);
       const graceSeconds = request.body.grace_seconds;
       const issued = issueToken(AGENT_TOKEN_PREFIX);
-      const agent = await app.db.transaction(async (tx) => {
+      const agent = await inOrganization(app.db, organizationId, async (tx) => {
         const found = await getAgent(tx, organizationId, request.params.id);
         if (!found) throw notFound();
         await retireAgentTokens(tx, organizationId, found.id, graceSeconds);

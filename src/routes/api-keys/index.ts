@@ -5,6 +5,7 @@ import { issueToken } from '../../crypto/tokens.js';
 import { API_KEY_PREFIX, createApiKey, getApiKey, listApiKeys, revokeApiKey } from '../../db/api-keys.js';
 import { recordAuditEvents } from '../../db/audit-events.js';
 import { deleteOAuthStatesOfKey } from '../../db/oauth.js';
+import { inOrganization } from '../../db/organizations.js';
 import { AppError } from '../../errors.js';
 import { authenticateAll, organizationOf, requireRole } from '../../plugins/auth.js';
 import { auditEvent } from '../../plugins/audit.js';
@@ -23,7 +24,7 @@ const apiKeys: FastifyPluginAsync = async (instance) => {
       const organizationId = organizationOf(request);
       const { name, role, expires_at } = request.body;
       const issued = issueToken(API_KEY_PREFIX);
-      const key = await app.db.transaction(async (tx) => {
+      const key = await inOrganization(app.db, organizationId, async (tx) => {
         const created = await createApiKey(tx, organizationId, {
           publicId: issued.publicId,
           secretHash: issued.secretHash,
@@ -58,7 +59,7 @@ const apiKeys: FastifyPluginAsync = async (instance) => {
   // Revoke a key: it is refused from the next request on, on every instance.
   app.delete('/:id', { preHandler: requireRole('admin'), schema: { summary: 'Revoke an API key', params: IdParams, response: { 204: NoContent } } }, async (request, reply) => {
     const organizationId = organizationOf(request);
-    await app.db.transaction(async (tx) => {
+    await inOrganization(app.db, organizationId, async (tx) => {
       const key = await revokeApiKey(tx, organizationId, request.params.id);
       if (!key) throw new AppError('not_found', { detail: 'No such API key' });
       await deleteOAuthStatesOfKey(tx, organizationId, key.id);

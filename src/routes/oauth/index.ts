@@ -16,6 +16,7 @@ import {
   saveGoogleConnection,
   verifierAad,
 } from '../../db/oauth.js';
+import { inOrganization } from '../../db/organizations.js';
 import { AppError, PROBLEMS, type ProblemCode } from '../../errors.js';
 import { GoogleGrantError, GoogleOAuth } from '../../google/oauth-client.js';
 import { apiKeyOf, organizationOf, requireRole } from '../../plugins/auth.js';
@@ -130,7 +131,7 @@ const oauth: FastifyPluginAsync = async (instance) => {
         await recordAuditEvents(app.db, [auditRow(actor, organizationId, { action: 'oauth.connect_failed', outcome: 'failure', targetType: 'google_connection', details: { reason: 'no_refresh_token' } })]);
         return fail('no_refresh_token', 'Google returned no refresh token. Remove Switchboard from your Google account permissions and connect again.');
       }
-      const connection = await app.db.transaction(async (tx) => {
+      const connection = await inOrganization(app.db, organizationId, async (tx) => {
         // Checked again, locked: the key may have been revoked while Google answered.
         if (!(await lockUsableKey(tx, organizationId, consumed.apiKeyId))) return null;
         const existing = await getGoogleConnection(tx, organizationId, { forUpdate: true });
@@ -181,7 +182,7 @@ const oauth: FastifyPluginAsync = async (instance) => {
       const connection = await getGoogleConnection(app.db, organizationId);
       if (!connection) throw new AppError('not_found', { detail: 'No Google account is connected' });
       const revoked = google ? await google.revoke(app.keyring.decrypt(connection.refreshTokenCiphertext, refreshTokenAad(organizationId, connection.id))) : false;
-      await app.db.transaction(async (tx) => {
+      await inOrganization(app.db, organizationId, async (tx) => {
         await deleteGoogleConnection(tx, organizationId);
         await recordAuditEvents(tx, [
           auditEvent(request, { action: 'oauth.disconnected', targetType: 'google_connection', targetId: connection.id, details: { revoked_at_google: revoked } }),

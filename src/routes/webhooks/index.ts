@@ -17,6 +17,7 @@ import {
   updateWebhook,
 } from '../../db/webhooks.js';
 import type { DbOrTx } from '../../db/client.js';
+import { inOrganization } from '../../db/organizations.js';
 import { AppError } from '../../errors.js';
 import { authenticateAll, organizationOf, requireRole } from '../../plugins/auth.js';
 import { auditEvent } from '../../plugins/audit.js';
@@ -67,7 +68,7 @@ const webhooksRoutes: FastifyPluginAsync = async (instance) => {
       const { name, description, agent_id, enabled, signature_scheme } = request.body;
       const secret = generateWebhookSecret();
       const id = uuidv7();
-      const webhook = await app.db.transaction(async (tx) => {
+      const webhook = await inOrganization(app.db, organizationId, async (tx) => {
         await checkAgent(tx, organizationId, agent_id);
         const created = await createWebhook(tx, organizationId, {
           id,
@@ -122,7 +123,7 @@ const webhooksRoutes: FastifyPluginAsync = async (instance) => {
     async (request) => {
       const organizationId = organizationOf(request);
       const { name, description, agent_id, enabled, signature_scheme } = request.body;
-      const webhook = await app.db.transaction(async (tx) => {
+      const webhook = await inOrganization(app.db, organizationId, async (tx) => {
         await checkAgent(tx, organizationId, agent_id);
         const updated = await updateWebhook(tx, organizationId, request.params.id, { name, description, agentId: agent_id, enabled, signatureScheme: signature_scheme });
         if (!updated) throw notFound();
@@ -149,7 +150,7 @@ const webhooksRoutes: FastifyPluginAsync = async (instance) => {
     },
     async (request, reply) => {
       const organizationId = organizationOf(request);
-      await app.db.transaction(async (tx) => {
+      await inOrganization(app.db, organizationId, async (tx) => {
         const deleted = await deleteWebhook(tx, organizationId, request.params.id);
         if (!deleted) throw notFound();
         await recordAuditEvents(tx, [auditEvent(request, { action: 'webhook.deleted', targetType: 'webhook', targetId: deleted.id, details: { name: deleted.name } })]);
@@ -166,7 +167,7 @@ const webhooksRoutes: FastifyPluginAsync = async (instance) => {
       const organizationId = organizationOf(request);
       const overlap = request.body.overlap_seconds;
       const secret = generateWebhookSecret();
-      const webhook = await app.db.transaction(async (tx) => {
+      const webhook = await inOrganization(app.db, organizationId, async (tx) => {
         const current = await getWebhook(tx, organizationId, request.params.id);
         if (!current) throw notFound();
         const rotated = await rotateWebhookSecret(tx, organizationId, current.id, app.keyring.encrypt(secret, secretAad(organizationId, current.id)), overlap);
@@ -207,7 +208,7 @@ const webhooksRoutes: FastifyPluginAsync = async (instance) => {
     { preHandler: requireRole('admin'), schema: { summary: 'Send a delivery back to pending', params: DeliveryParams, response: { 200: DeliverySummarySchema } } },
     async (request) => {
       const organizationId = organizationOf(request);
-      const delivery = await app.db.transaction(async (tx) => {
+      const delivery = await inOrganization(app.db, organizationId, async (tx) => {
         const updated = await redeliver(tx, organizationId, request.params.id, request.params.delivery_id);
         if (!updated) throw new AppError('not_found', { detail: 'No such delivery' });
         await recordAuditEvents(tx, [auditEvent(request, { action: 'delivery.redelivered', targetType: 'delivery', targetId: updated.id, details: { webhook_id: updated.webhookId } })]);
