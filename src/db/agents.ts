@@ -42,12 +42,14 @@ export async function createAgent(db: DbOrTx, organizationId: string, input: New
   return rows[0]!;
 }
 
-export async function getAgent(db: DbOrTx, organizationId: string, id: string): Promise<Agent | null> {
-  const rows = await db
+/** `forUpdate`: lock the row until the transaction ends (one token rotation at a time). */
+export async function getAgent(db: DbOrTx, organizationId: string, id: string, options: { forUpdate?: boolean } = {}): Promise<Agent | null> {
+  const query = db
     .select()
     .from(agents)
     .where(and(eq(agents.organizationId, organizationId), eq(agents.id, id)))
     .limit(1);
+  const rows = options.forUpdate ? await query.for('update') : await query;
   return rows[0] ?? null;
 }
 

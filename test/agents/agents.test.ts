@@ -110,6 +110,18 @@ t.test('token rotation with grace: both work until the window ends', async (t) =
   t.equal(tooLong.statusCode, 400);
 });
 
+t.test('two rotations without grace at once: afterwards exactly one of the two new tokens works', async (t) => {
+  const app = await build(t);
+  const org = await createOrg(app);
+  const agent = await createAgent(app, org.adminKey);
+  const rotate = () => app.inject({ method: 'POST', url: `/api/v1/agents/${agent.id}/token`, headers: bearer(org.adminKey), payload: { grace_seconds: 0 } });
+  const issued = (await Promise.all([rotate(), rotate()])).map((res) => res.json().token as string);
+  const works = [];
+  for (const token of [agent.token, ...issued]) works.push((await app.inject({ method: 'POST', url: '/api/v1/agent/heartbeat', headers: asAgent(token) })).statusCode === 200);
+  t.same(works.filter(Boolean).length, 1, `exactly one token works (old, first, second: ${works.join(', ')})`);
+  t.notOk(works[0], 'never the old one');
+});
+
 t.test('a disabled agent is refused with 403 agent_disabled; re-enabled it works again', async (t) => {
   const app = await build(t);
   const org = await createOrg(app);

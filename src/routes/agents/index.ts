@@ -99,7 +99,8 @@ const agents: FastifyPluginAsync<{ offlineAfterS: number }> = async (instance, {
       const graceSeconds = request.body.grace_seconds;
       const issued = issueToken(AGENT_TOKEN_PREFIX);
       const agent = await inOrganization(app.db, organizationId, async (tx) => {
-        const found = await getAgent(tx, organizationId, request.params.id);
+        // Locked: of two rotations at once, the later one retires the token the earlier one issued.
+        const found = await getAgent(tx, organizationId, request.params.id, { forUpdate: true });
         if (!found) throw notFound();
         await retireAgentTokens(tx, organizationId, found.id, graceSeconds);
         await addAgentToken(tx, organizationId, found.id, issued);
