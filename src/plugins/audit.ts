@@ -1,8 +1,11 @@
 // Audit helpers for routes: who did it (from the authenticated principal) and an aggregator for
 // authentication failures, so a flood of bad credentials writes a few rows, not one per attempt.
+import { inArray } from 'drizzle-orm';
 import fp from 'fastify-plugin';
 import type { FastifyRequest } from 'fastify';
 import { auditRow, recordAuditEvents, type AuditActor, type AuditInput, type NewAuditEvent } from '../db/audit-events.js';
+import { FOREIGN_KEY_VIOLATION, sqlState } from '../db/errors.js';
+import { organizations } from '../db/schema.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -82,9 +85,28 @@ export default fp<{ flushIntervalMs: number }>(
         try {
           await recordAuditEvents(app.db, events);
         } catch (err) {
+          // An organization deleted since its failures were counted takes them with it (its log is
+          // gone); the others are written.
+          if (sqlState(err) === FOREIGN_KEY_VIOLATION) {
+            try {
+              await recordAuditEvents(app.db, await ofExistingOrganizations(events));
+              return;
+            } catch (again) {
+              err = again;
+            }
+          }
           app.log.error({ err, events: events.length }, 'could not write aggregated authentication failures to the audit log');
         }
       },
+    };
+
+    /** The events of the platform and of organizations that still exist. */
+    const ofExistingOrganizations = async (events: NewAuditEvent[]) => {
+      const named = [...new Set(events.flatMap((event) => (event.organizationId ? [event.organizationId] : [])))];
+      const existing = new Set(
+        named.length === 0 ? [] : (await app.db.select({ id: organizations.id }).from(organizations).where(inArray(organizations.id, named))).map((row) => row.id),
+      );
+      return events.filter((event) => !event.organizationId || existing.has(event.organizationId));
     };
 
     const timer = setInterval(() => void aggregator.flush(), flushIntervalMs);

@@ -60,6 +60,21 @@ t.test('failed authentications are aggregated into one row per source, in the ke
   t.equal((failures[0] as unknown as { actor_id: string }).actor_id, org.adminKey.slice(4, 20), 'the public key id, never the secret');
 });
 
+t.test('an organization deleted before the flush takes its failures with it; the others are still written', async (t) => {
+  const app = await build(t);
+  const [gone, kept] = [await createOrg(app), await createOrg(app)];
+  const marker = `198.51.100.${Math.floor(Math.random() * 200) + 1}`;
+  for (const org of [gone, kept]) {
+    await app.inject({ method: 'GET', url: '/api/v1/organization', headers: bearer(`${org.adminKey.slice(0, 21)}${'Z'.repeat(43)}`), remoteAddress: marker });
+  }
+  await app.inject({ method: 'GET', url: '/api/v1/organization', headers: bearer('garbage'), remoteAddress: marker });
+  t.equal((await app.inject({ method: 'DELETE', url: `/api/v1/organizations/${gone.id}`, headers: asAdmin })).statusCode, 204);
+  await app.auditFailures.flush();
+  t.match(await events(app, kept.adminKey, '?action=auth.failed'), [{ client_ip: marker, details: { reason: 'invalid_secret' } }], 'the surviving organization\'s failure is written');
+  const platform = await listAuditEvents(app.db, null, { action: 'auth.failed' }, { limit: 100 });
+  t.same(platform.data.filter((event) => event.clientIp === marker).map((event) => event.details.reason), ['malformed_key'], 'and the platform\'s');
+});
+
 t.test('failures that name no organization go to the platform log', async (t) => {
   const app = await build(t);
   const marker = `198.51.100.${Math.floor(Math.random() * 200) + 1}`;
