@@ -36,6 +36,20 @@ t.test('metadata nests up to 16 levels deep; one more is refused with the reason
   t.match(deep.body, 'at most 16 levels');
 });
 
+t.test('metadata numbers JSON cannot carry (1e400 parses as Infinity) are refused, not stored as null', async (t) => {
+  const app = await build(t);
+  const org = await createOrg(app);
+  for (const raw of ['{"name":"big","metadata":{"n":1e400}}', '{"name":"big","metadata":{"list":[1,{"m":-1e999}]}}']) {
+    const res = await app.inject({ method: 'POST', url: '/api/v1/agents', headers: { ...bearer(org.adminKey), 'content-type': 'application/json' }, payload: raw });
+    t.equal(res.statusCode, 400, raw);
+    t.equal(res.json().code, 'validation_failed');
+    t.match(res.body, 'must be finite');
+  }
+  const fine = await app.inject({ method: 'POST', url: '/api/v1/agents', headers: bearer(org.adminKey), payload: { name: 'ok', metadata: { n: 1e300, m: -0.5 } } });
+  t.equal(fine.statusCode, 201);
+  t.same(fine.json().agent.metadata, { n: 1e300, m: -0.5 });
+});
+
 t.test('an agent checks its token with POST /agent/auth (X-Agent-Token or Bearer) and shows up online', async (t) => {
   const app = await build(t);
   const org = await createOrg(app);

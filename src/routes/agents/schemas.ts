@@ -9,25 +9,32 @@ const Description = z.string().trim().max(2000);
 const MAX_METADATA_DEPTH = 16;
 
 /**
- * Whether `value` nests objects and arrays at most `max` levels deep. Walked with a stack, not
- * recursion: a body of thousands of nested brackets parses, and must be refused, not overflow.
+ * Whether `test` holds for every value inside `value` (itself included), given its nesting depth.
+ * Walked with a stack, not recursion: a body of thousands of nested brackets parses, and must be
+ * refused, not overflow.
  */
-export function nestsAtMost(value: unknown, max: number): boolean {
+function everyValue(value: unknown, test: (item: unknown, depth: number) => boolean): boolean {
   const stack: Array<[unknown, number]> = [[value, 0]];
   while (stack.length > 0) {
     const [item, depth] = stack.pop()!;
-    if (item === null || typeof item !== 'object') continue;
-    if (depth >= max) return false;
-    for (const inner of Object.values(item)) stack.push([inner, depth + 1]);
+    if (!test(item, depth)) return false;
+    if (item !== null && typeof item === 'object') for (const inner of Object.values(item)) stack.push([inner, depth + 1]);
   }
   return true;
 }
+
+/** Whether `value` nests objects and arrays at most `max` levels deep. */
+export const nestsAtMost = (value: unknown, max: number): boolean => everyValue(value, (item, depth) => item === null || typeof item !== 'object' || depth < max);
+
+/** Whether every number in `value` is finite: 1e400 parses as Infinity, which JSON stores as null. */
+const finiteNumbers = (value: unknown): boolean => everyValue(value, (item) => typeof item !== 'number' || Number.isFinite(item));
 
 /** Free-form operator data about an agent, bounded so it cannot be used as bulk storage. */
 export const Metadata = z
   .record(z.string().min(1).max(100), z.unknown())
   .refine((value) => Object.keys(value).length <= 50, { error: 'must have at most 50 keys' })
   .refine((value) => nestsAtMost(value, MAX_METADATA_DEPTH), { error: `must nest at most ${MAX_METADATA_DEPTH} levels deep`, abort: true })
+  .refine(finiteNumbers, { error: 'numbers must be finite (JSON has no Infinity)' })
   .refine((value) => JSON.stringify(value).length <= 16_384, { error: 'must be at most 16 KB as JSON' });
 
 export const AgentSchema = z.object({
