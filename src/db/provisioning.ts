@@ -36,7 +36,7 @@ export async function provisionOrganization(db: Db, input: { name: string; slug?
     let organization = await createOrganization(tx, { name: input.name, slug: input.slug ?? derived });
     if (!organization && input.slug) throw new SlugTakenError(`The slug "${input.slug}" is already in use`);
     // A derived slug that collides gets a random suffix.
-    organization ??= await createOrganization(tx, { name: input.name, slug: `${derived.slice(0, 40)}-${randomBytes(3).toString('hex')}` });
+    organization ??= await createOrganization(tx, { name: input.name, slug: `${derived.slice(0, 40).replace(/-+$/, '')}-${randomBytes(3).toString('hex')}` });
     if (!organization) throw new SlugTakenError('Could not derive a free slug; pass one explicitly');
     const issued = issueToken(API_KEY_PREFIX);
     const key = await createApiKey(tx, organization.id, {

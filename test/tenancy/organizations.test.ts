@@ -30,6 +30,20 @@ t.test('slugs: explicit ones must be free (409), derived ones get a suffix on co
   t.match(derived.json().organization.slug, new RegExp(`^${slug}-[0-9a-f]{6}$`));
 });
 
+t.test('a derived slug cut short before its suffix never ends up with a double hyphen', async (t) => {
+  const app = await build(t);
+  // 39 letters, then a word: the first 40 characters of the slug end in a hyphen.
+  const name = `${'a'.repeat(39)} ${randomName('b')}`;
+  const slugs = [];
+  for (let i = 0; i < 2; i++) {
+    const res = await app.inject({ method: 'POST', url: '/api/v1/organizations', headers: asAdmin, payload: { name } });
+    t.equal(res.statusCode, 201);
+    slugs.push(res.json().organization.slug as string);
+  }
+  t.match(slugs[1], new RegExp(`^${'a'.repeat(39)}-[0-9a-f]{6}$`), 'cut, trailing hyphen dropped, suffixed');
+  for (const slug of slugs) t.match(slug, /^[a-z0-9]+(-[a-z0-9]+)*$/, `${slug}: single hyphens, as an explicit slug must have`);
+});
+
 t.test('lists organizations newest first with cursor pagination', async (t) => {
   const app = await build(t);
   const created = [await createOrg(app), await createOrg(app), await createOrg(app)];
