@@ -156,6 +156,7 @@ export const EnvSchema = z.object({
   GOOGLE_OAUTH_TOKEN_URL: baseUrl,
   GOOGLE_OAUTH_REVOKE_URL: baseUrl,
   GOOGLE_OAUTH_USERINFO_URL: baseUrl,
+  GOOGLE_OAUTH_TIMEOUT_MS: int(10_000, 500, 120_000),
   WEBHOOK_MAX_PAYLOAD_BYTES: int(1_048_576, 1024, 25 * 1_048_576),
   WEBHOOK_TOLERANCE_S: int(300, 10, 3600),
   WEBHOOK_MAX_ATTEMPTS: int(10, 1, 1000),
@@ -230,6 +231,8 @@ export interface GoogleOAuthConfig {
   tokenUrl: string;
   revokeUrl: string;
   userinfoUrl: string;
+  /** The longest one call to Google may take, retries included. */
+  timeoutMs: number;
 }
 
 /** Thrown when the environment is invalid; its message names every offending variable. */
@@ -325,6 +328,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
             tokenUrl: e.GOOGLE_OAUTH_TOKEN_URL ?? 'https://oauth2.googleapis.com/token',
             revokeUrl: e.GOOGLE_OAUTH_REVOKE_URL ?? 'https://oauth2.googleapis.com/revoke',
             userinfoUrl: e.GOOGLE_OAUTH_USERINFO_URL ?? 'https://openidconnect.googleapis.com/v1/userinfo',
+            timeoutMs: e.GOOGLE_OAUTH_TIMEOUT_MS,
           }
         : null,
     googleScopes: e.GOOGLE_OAUTH_SCOPES.split(/\s+/).filter(Boolean),

@@ -37,11 +37,14 @@ export async function deleteOrganization(db: DbOrTx, id: string): Promise<boolea
  * share mode (as its audit event and foreign keys would later): locks in the same order as the
  * organization's deletion (the organization, then its rows), so a write and a deletion running
  * at once wait for each other instead of deadlocking. Once the deletion has committed, the write
- * finds nothing of the organization left.
+ * finds nothing of the organization left. `exclusive`: the row is taken in no-key-update mode
+ * instead, so such transactions of one organization run one at a time (for a row that may not
+ * exist yet, which no row lock can guard); other writes are not held up.
  */
-export async function inOrganization<T>(db: Db, organizationId: string, work: (tx: DbOrTx) => Promise<T>): Promise<T> {
+export async function inOrganization<T>(db: Db, organizationId: string, work: (tx: DbOrTx) => Promise<T>, options: { exclusive?: boolean } = {}): Promise<T> {
   return db.transaction(async (tx) => {
-    await tx.execute(sql`select 1 from ${organizations} where id = ${organizationId} for key share`);
+    const mode = options.exclusive ? sql`for no key update` : sql`for key share`;
+    await tx.execute(sql`select 1 from ${organizations} where id = ${organizationId} ${mode}`);
     return work(tx);
   });
 }

@@ -54,15 +54,20 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
 }
 
 export class GoogleOAuth {
+  /** Every call to Google ends within config.timeoutMs (GOOGLE_OAUTH_TIMEOUT_MS), retries included. */
+  private readonly timeoutMs: number;
+
   constructor(
     private readonly config: GoogleOAuthConfig,
     private readonly scopes: string[],
-  ) {}
+  ) {
+    this.timeoutMs = config.timeoutMs;
+  }
 
-  /** `timeoutMs`: the longest each request to Google may take (gaxios aborts it). */
-  private client(timeoutMs?: number): OAuth2Client {
+  private client(): OAuth2Client {
     return new OAuth2Client({
-      ...(timeoutMs === undefined ? {} : { transporterOptions: { timeout: timeoutMs } }),
+      // Each request to Google is aborted after the budget, as well as the call as a whole (withTimeout).
+      transporterOptions: { timeout: this.timeoutMs },
       clientId: this.config.clientId,
       clientSecret: this.config.clientSecret,
       redirectUri: this.config.redirectUri,
@@ -91,7 +96,7 @@ export class GoogleOAuth {
     const client = this.client();
     let tokens;
     try {
-      ({ tokens } = await client.getToken({ code, codeVerifier, redirect_uri: this.config.redirectUri }));
+      ({ tokens } = await withTimeout(client.getToken({ code, codeVerifier, redirect_uri: this.config.redirectUri }), this.timeoutMs));
     } catch (err) {
       throw new GoogleGrantError(oauthErrorCode(err) ?? 'token exchange failed');
     }
@@ -109,7 +114,7 @@ export class GoogleOAuth {
 
   private async userinfoEmail(accessToken: string): Promise<string | null> {
     try {
-      const res = await fetch(this.config.userinfoUrl, { headers: { authorization: `Bearer ${accessToken}` }, signal: AbortSignal.timeout(10_000) });
+      const res = await fetch(this.config.userinfoUrl, { headers: { authorization: `Bearer ${accessToken}` }, signal: AbortSignal.timeout(this.timeoutMs) });
       if (!res.ok) return null;
       const body = (await res.json()) as { email?: unknown };
       return typeof body.email === 'string' ? body.email : null;
@@ -120,14 +125,13 @@ export class GoogleOAuth {
 
   /**
    * A new access token; GoogleGrantError when the refresh token is no longer valid (reconnect),
-   * GoogleUnavailableError when Google refuses otherwise or has not answered within `timeoutMs`
-   * (retries included).
+   * GoogleUnavailableError when Google refuses otherwise or has not answered in time.
    */
-  async refresh(refreshToken: string, timeoutMs: number): Promise<RefreshedToken> {
-    const client = this.client(timeoutMs);
+  async refresh(refreshToken: string): Promise<RefreshedToken> {
+    const client = this.client();
     client.setCredentials({ refresh_token: refreshToken });
     try {
-      const { token } = await withTimeout(client.getAccessToken(), timeoutMs);
+      const { token } = await withTimeout(client.getAccessToken(), this.timeoutMs);
       if (!token) throw new GoogleUnavailableError('no access token in the response');
       const credentials = client.credentials;
       return {
@@ -146,7 +150,7 @@ export class GoogleOAuth {
   /** Best effort: true when Google confirmed the revocation. */
   async revoke(token: string): Promise<boolean> {
     try {
-      await this.client().revokeToken(token);
+      await withTimeout(this.client().revokeToken(token), this.timeoutMs);
       return true;
     } catch {
       return false;

@@ -14,7 +14,7 @@ export interface FakeGoogle {
   revoked: string[];
   /** Refresh tokens Google no longer accepts. */
   invalidRefreshTokens: Set<string>;
-  options: { omitRefreshToken: boolean; failRefresh: boolean; accessTokenTtlS: number; refreshDelayMs: number; exchangeDelayMs: number };
+  options: { omitRefreshToken: boolean; failRefresh: boolean; accessTokenTtlS: number; refreshDelayMs: number; exchangeDelayMs: number; revokeDelayMs: number };
   issuedRefreshTokens: string[];
   issuedAccessTokens: string[];
   close(): Promise<void>;
@@ -41,7 +41,7 @@ export async function startFakeGoogle(redirectUri: string): Promise<FakeGoogle> 
     refreshCalls: 0,
     revoked: [],
     invalidRefreshTokens: new Set(),
-    options: { omitRefreshToken: false, failRefresh: false, accessTokenTtlS: 3600, refreshDelayMs: 0, exchangeDelayMs: 0 },
+    options: { omitRefreshToken: false, failRefresh: false, accessTokenTtlS: 3600, refreshDelayMs: 0, exchangeDelayMs: 0, revokeDelayMs: 0 },
     issuedRefreshTokens: [],
     issuedAccessTokens: [],
     consent(authorizationUrl, options = {}) {
@@ -101,6 +101,7 @@ export async function startFakeGoogle(redirectUri: string): Promise<FakeGoogle> 
     }
     if (req.method === 'POST' && url.pathname === '/revoke') {
       const params = await form(req);
+      if (fake.options.revokeDelayMs) await new Promise((resolve) => setTimeout(resolve, fake.options.revokeDelayMs));
       fake.revoked.push(url.searchParams.get('token') ?? params.get('token') ?? '');
       return json(res, 200, {});
     }

@@ -15,8 +15,6 @@ import { authenticateAll } from '../../plugins/auth.js';
 
 /** A cached token is handed out only while it has more than this left. */
 const MIN_REMAINING_MS = 5 * 60_000;
-/** The longest a refresh waits for Google (less when the request deadline is shorter). */
-const GOOGLE_TIMEOUT_MS = 10_000;
 
 const TokenResponse = z.object({
   access_token: z.string(),
@@ -33,9 +31,6 @@ const agentCredentials: FastifyPluginAsync = async (instance) => {
   const app = instance.withTypeProvider<ZodTypeProvider>();
   authenticateAll(instance, 'agentToken');
   const google = app.config.google ? new GoogleOAuth(app.config.google, app.config.googleScopes) : null;
-  // Google must answer well before the request's deadline, so the row lock and the database
-  // connection held meanwhile are given back in time.
-  const googleTimeoutMs = Math.max(500, Math.min(GOOGLE_TIMEOUT_MS, app.config.databaseWaitTimeoutMs - 500));
 
   /** The connection's stored access token, if it has more than MIN_REMAINING_MS left. */
   const usableToken = (connection: GoogleConnection): Outcome | null => {
@@ -49,7 +44,7 @@ const agentCredentials: FastifyPluginAsync = async (instance) => {
    * Refreshes under the row's lock, once per organization at a time in this process: concurrent
    * requests share the one in flight, so an organization's agents hold at most one database
    * connection per instance while Google answers (other instances wait on the row lock), and a
-   * slow Google cannot take the pool from other tenants. Google gets googleTimeoutMs at most.
+   * slow Google cannot take the pool from other tenants. Google gets GOOGLE_OAUTH_TIMEOUT_MS at most.
    */
   const refreshing = new Map<string, Promise<Outcome>>();
   const refreshOnce = async (request: FastifyRequest, organizationId: string): Promise<Outcome> => {
@@ -76,7 +71,7 @@ const agentCredentials: FastifyPluginAsync = async (instance) => {
       // A refresh token that does not decrypt is a key problem (503 encryption_key_unavailable), not Google's.
       const refreshToken = app.keyring.decrypt(connection.refreshTokenCiphertext, refreshTokenAad(organizationId, connection.id));
       try {
-        const refreshed = await google!.refresh(refreshToken, googleTimeoutMs);
+        const refreshed = await google!.refresh(refreshToken);
         await recordRefresh(tx, organizationId, {
           ok: true,
           accessTokenCiphertext: app.keyring.encrypt(refreshed.accessToken, accessTokenAad(organizationId, connection.id)),

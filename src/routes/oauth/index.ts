@@ -119,9 +119,11 @@ const oauth: FastifyPluginAsync = async (instance) => {
       if (!code) return fail('invalid_state', 'Google did not return an authorization code.');
       const organizationId = consumed.organizationId;
       const actor = { actorType: 'api_key' as const, actorId: consumed.apiKeyId, clientIp: request.ip, requestId: request.id };
+      // A verifier that does not decrypt is a key problem (503 encryption_key_unavailable), not Google's.
+      const codeVerifier = app.keyring.decrypt(consumed.codeVerifierCiphertext, verifierAad(consumed.stateHash));
       let tokens;
       try {
-        tokens = await google.exchange(code, app.keyring.decrypt(consumed.codeVerifierCiphertext, verifierAad(consumed.stateHash)));
+        tokens = await google.exchange(code, codeVerifier);
       } catch (err) {
         request.log.warn({ reason: err instanceof GoogleGrantError ? err.message : 'error' }, 'Google token exchange failed');
         await recordAuditEvents(app.db, [auditRow(actor, organizationId, { action: 'oauth.connect_failed', outcome: 'failure', targetType: 'google_connection', details: { reason: 'token_exchange_failed' } })]);
@@ -131,28 +133,35 @@ const oauth: FastifyPluginAsync = async (instance) => {
         await recordAuditEvents(app.db, [auditRow(actor, organizationId, { action: 'oauth.connect_failed', outcome: 'failure', targetType: 'google_connection', details: { reason: 'no_refresh_token' } })]);
         return fail('no_refresh_token', 'Google returned no refresh token. Remove Switchboard from your Google account permissions and connect again.');
       }
-      const connection = await inOrganization(app.db, organizationId, async (tx) => {
-        // Checked again, locked: the key may have been revoked while Google answered.
-        if (!(await lockUsableKey(tx, organizationId, consumed.apiKeyId))) return null;
-        const existing = await getGoogleConnection(tx, organizationId, { forUpdate: true });
-        const id = existing?.id ?? uuidv7();
-        const saved = await saveGoogleConnection(tx, organizationId, id, {
-          accountEmail: tokens.email,
-          refreshTokenCiphertext: app.keyring.encrypt(tokens.refreshToken!, refreshTokenAad(organizationId, id)),
-          accessTokenCiphertext: app.keyring.encrypt(tokens.accessToken, accessTokenAad(organizationId, id)),
-          accessTokenExpiresAt: tokens.expiresAt,
-          scopes: tokens.scopes,
-        });
-        await recordAuditEvents(tx, [
-          auditRow(actor, organizationId, {
-            action: existing ? 'oauth.reconnected' : 'oauth.connected',
-            targetType: 'google_connection',
-            targetId: saved.id,
-            details: { account_email: tokens.email, scopes: tokens.scopes },
-          }),
-        ]);
-        return saved;
-      });
+      // One connection saved at a time per organization: two callbacks at once (two consents
+      // completed together) would otherwise both create the row under ids of their own.
+      const connection = await inOrganization(
+        app.db,
+        organizationId,
+        async (tx) => {
+          // Checked again, locked: the key may have been revoked while Google answered.
+          if (!(await lockUsableKey(tx, organizationId, consumed.apiKeyId))) return null;
+          const existing = await getGoogleConnection(tx, organizationId, { forUpdate: true });
+          const id = existing?.id ?? uuidv7();
+          const saved = await saveGoogleConnection(tx, organizationId, id, {
+            accountEmail: tokens.email,
+            refreshTokenCiphertext: app.keyring.encrypt(tokens.refreshToken!, refreshTokenAad(organizationId, id)),
+            accessTokenCiphertext: app.keyring.encrypt(tokens.accessToken, accessTokenAad(organizationId, id)),
+            accessTokenExpiresAt: tokens.expiresAt,
+            scopes: tokens.scopes,
+          });
+          await recordAuditEvents(tx, [
+            auditRow(actor, organizationId, {
+              action: existing ? 'oauth.reconnected' : 'oauth.connected',
+              targetType: 'google_connection',
+              targetId: saved.id,
+              details: { account_email: tokens.email, scopes: tokens.scopes },
+            }),
+          ]);
+          return saved;
+        },
+        { exclusive: true },
+      );
       if (!connection) {
         // Nothing was stored; the grant Google just made is given back (best effort).
         await google.revoke(tokens.refreshToken);
@@ -179,15 +188,23 @@ const oauth: FastifyPluginAsync = async (instance) => {
     },
     async (request, reply) => {
       const organizationId = organizationOf(request);
-      const connection = await getGoogleConnection(app.db, organizationId);
-      if (!connection) throw new AppError('not_found', { detail: 'No Google account is connected' });
-      const revoked = google ? await google.revoke(app.keyring.decrypt(connection.refreshTokenCiphertext, refreshTokenAad(organizationId, connection.id))) : false;
-      await inOrganization(app.db, organizationId, async (tx) => {
-        await deleteGoogleConnection(tx, organizationId);
-        await recordAuditEvents(tx, [
-          auditEvent(request, { action: 'oauth.disconnected', targetType: 'google_connection', targetId: connection.id, details: { revoked_at_google: revoked } }),
-        ]);
-      });
+      // One at a time with callbacks: the connection revoked at Google is the one deleted, never
+      // one a reconnect saved meanwhile. Google's answer is waited for at most GOOGLE_OAUTH_TIMEOUT_MS.
+      await inOrganization(
+        app.db,
+        organizationId,
+        async (tx) => {
+          const connection = await getGoogleConnection(tx, organizationId, { forUpdate: true });
+          if (!connection) throw new AppError('not_found', { detail: 'No Google account is connected' });
+          const refreshToken = app.keyring.decrypt(connection.refreshTokenCiphertext, refreshTokenAad(organizationId, connection.id));
+          const revoked = google ? await google.revoke(refreshToken) : false;
+          await deleteGoogleConnection(tx, organizationId);
+          await recordAuditEvents(tx, [
+            auditEvent(request, { action: 'oauth.disconnected', targetType: 'google_connection', targetId: connection.id, details: { revoked_at_google: revoked } }),
+          ]);
+        },
+        { exclusive: true },
+      );
       return reply.status(204).send();
     },
   );
