@@ -8,7 +8,7 @@ import { applyMigrations, migrationStatus } from '../db/migrate.js';
 import { getOrganization, listOrganizations } from '../db/organizations.js';
 import { provisionOrganization, SlugTakenError } from '../db/provisioning.js';
 import { generateKey } from '../crypto/keyring.js';
-import { retireCanaries } from '../db/canaries.js';
+import { checkCanaries, retireCanaries } from '../db/canaries.js';
 import { ciphertextsByKey, reencryptSecrets } from '../db/key-rotation.js';
 import { loadEnvFile } from '../env-file.js';
 import { doctor, parseDoctorArgs } from './doctor.js';
@@ -49,6 +49,18 @@ const commands: Record<string, Command> = {
     const config = loadConfig(process.env);
     const { keyring } = await loadKeyring(config);
     await applyMigrations(database);
+    // A keyring that cannot read what is here (a key missing from TOKEN_ENCRYPTION_OLD_KEYS, or a
+    // generated development key) must change nothing: retiring the servers' canaries would make
+    // every one of them not ready.
+    const canaries = await checkCanaries(database.db, keyring);
+    if (!canaries.ok) {
+      process.stderr.write(
+        `error: the configured keys cannot decrypt this database (keys not configured: ${canaries.unknown_key_ids.join(', ') || 'none'}; ` +
+          `configured but failing: ${canaries.failing_key_ids.join(', ') || 'none'}). Set TOKEN_ENCRYPTION_KEY to the new key and ` +
+          'TOKEN_ENCRYPTION_OLD_KEYS to every key the servers use, then run it again. Nothing was changed.\n',
+      );
+      return 2;
+    }
     const before = await ciphertextsByKey(database.db);
     const report = await reencryptSecrets(database.db, keyring);
     const after = await ciphertextsByKey(database.db);

@@ -24,9 +24,12 @@ export default fp<{ config: Config }>(
     }
     app.decorate('keyring', keyring);
     try {
-      await ensureCanary(app.db, keyring);
+      // The current key's canary is written only by an instance that can read everything already
+      // here: one started with a wrong key must not leave a canary that makes every correctly
+      // configured instance report an unknown key. It is the odd one out, and not ready.
       const canaries = await checkCanaries(app.db, keyring);
-      if (!canaries.ok) {
+      if (canaries.ok) await ensureCanary(app.db, keyring);
+      else {
         app.log.error(
           { unknown_key_ids: canaries.unknown_key_ids, failing_key_ids: canaries.failing_key_ids },
           'the configured encryption keys cannot decrypt data in this database: /readyz reports not ready. Configure the key it was written with (TOKEN_ENCRYPTION_KEY or TOKEN_ENCRYPTION_OLD_KEYS)',

@@ -6,6 +6,7 @@ import { ciphertextsByKey, reencryptSecrets } from '../../src/db/key-rotation.js
 import { googleConnections, webhooks } from '../../src/db/schema.js';
 import { loadKeyring } from '../../src/keyring-loader.js';
 import { asAgent, bearer, build, createAgent, createOrg, createWebhook, isolatedDatabaseEnv, testConfig } from '../helper.js';
+import { runCommand } from '../support/process.js';
 import { githubHeaders } from '../support/signing.js';
 import { startFakeGoogle } from '../support/fake-google.js';
 
@@ -73,4 +74,25 @@ t.test('a database written with a key that is not configured is not ready, and s
   t.equal(res.statusCode, 503);
   t.match(res.json().checks.keyring, { status: 'fail', error: 'encryption_key_missing', unknown_key_ids: [String] });
   t.notMatch(res.body, A, 'never the key itself');
+  await appC.close();
+  // The wrong-key instance was the odd one out: it left nothing that makes the right key look wrong.
+  const appA2 = await build(t, { database: 'own', env: { ...dbEnv, TOKEN_ENCRYPTION_KEY: A } });
+  const again = await appA2.inject({ method: 'GET', url: '/readyz' });
+  t.equal(again.statusCode, 200, `an instance with the right key is still ready: ${again.body}`);
+});
+
+t.test('keys rotate with keys that cannot read the database changes nothing and says which keys are missing', async (t) => {
+  const dbEnv = await isolatedDatabaseEnv(t, { migrated: true });
+  const A = generateKey();
+  const appA = await build(t, { database: 'own', env: { ...dbEnv, TOKEN_ENCRYPTION_KEY: A } });
+  // No secret stored yet: only the servers' canary says which key they use.
+  await createOrg(appA);
+  await appA.close();
+  // As when TOKEN_ENCRYPTION_OLD_KEYS is forgotten, or the CLI runs with a generated development key.
+  const rotate = await runCommand(['dist/cli/index.js', 'keys', 'rotate'], { ...dbEnv, TOKEN_ENCRYPTION_KEY: generateKey() });
+  t.equal(rotate.code, 2, rotate.stderr);
+  t.match(rotate.stderr, /cannot decrypt this database \(keys not configured: [0-9a-f]+;.*Nothing was changed/);
+  t.notMatch(rotate.stderr + rotate.stdout, A, 'never the key itself');
+  const appA2 = await build(t, { database: 'own', env: { ...dbEnv, TOKEN_ENCRYPTION_KEY: A } });
+  t.equal((await appA2.inject({ method: 'GET', url: '/readyz' })).statusCode, 200, 'the servers\' key is still the one the database knows');
 });
