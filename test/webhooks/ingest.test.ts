@@ -234,6 +234,16 @@ t.test('during a rotation overlap both secrets verify; after it only the new one
   t.equal((await app.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(zero.json().secret, body), payload: body })).statusCode, 202);
 });
 
+t.test('body_text is the body exactly, a leading byte-order mark included', async (t) => {
+  const { app, org, hook } = await setup(t);
+  const body = '\uFEFFhello';
+  const res = await app.inject({ method: 'POST', url: hook.url, headers: { ...(await githubHeaders(hook.secret, body)), 'content-type': 'text/plain' }, payload: body });
+  t.equal(res.statusCode, 202, res.body);
+  const stored = (await app.inject({ method: 'GET', url: `/api/v1/webhooks/${hook.id}/deliveries/${res.json().delivery_id}`, headers: bearer(org.adminKey) })).json();
+  t.same(Buffer.from(stored.body_base64, 'base64'), Buffer.from(body, 'utf8'));
+  t.equal(stored.body_text, body, 'the mark is kept');
+});
+
 t.test('two rotations at once: the later one\'s secret is current and the earlier one\'s stays valid for the overlap', async (t) => {
   const { app, org, hook } = await setup(t);
   const rotate = () => app.inject({ method: 'POST', url: `/api/v1/webhooks/${hook.id}/secret`, headers: bearer(org.adminKey), payload: { overlap_seconds: 3600 } });

@@ -115,7 +115,8 @@ export function toDeliverySummaryJson(delivery: Delivery) {
   };
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading byte-order mark is part of the body, so body_text keeps it (as body_base64 does).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function bodyJson(delivery: Delivery) {
   let text: string | null;
