@@ -60,6 +60,27 @@ t.test('a webhook disabled or deleted through another instance says so before ju
   t.same(await oversized(), { status: 404, code: 'not_found' });
 });
 
+t.test('a body or delivery id refused on a cached copy is judged on the current row first: disabled 410, secret rotated away 403', async (t) => {
+  const { ingest, admin, org, hook, send } = await twoInstances(t);
+  const badKey = async (secret: string) => {
+    const body = '{"n":1}';
+    const res = await ingest.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(secret, body, { 'idempotency-key': 'a b' }), payload: body });
+    return { status: res.statusCode, code: res.json().code as string };
+  };
+  t.same(await badKey(hook.secret), { status: 400, code: 'bad_request' }, 'enabled: the delivery id is the problem');
+  const patch = (enabled: boolean) => admin.inject({ method: 'PATCH', url: `/api/v1/webhooks/${hook.id}`, headers: bearer(org.adminKey), payload: { enabled } });
+  t.equal((await patch(false)).statusCode, 200);
+  t.same(await badKey(hook.secret), { status: 410, code: 'webhook_disabled' }, 'disabled since: 410, not the delivery id');
+  t.equal((await patch(true)).statusCode, 200);
+  t.equal((await send(hook.secret, '{"n":2}')).status, 202, 'cached again');
+  // A leaked secret rotated away with no overlap: its signature is refused, the body not judged.
+  const rotated = await admin.inject({ method: 'POST', url: `/api/v1/webhooks/${hook.id}/secret`, headers: bearer(org.adminKey), payload: { overlap_seconds: 0 } });
+  t.equal(rotated.statusCode, 200);
+  t.same(await send(hook.secret, '{"n":'), { status: 403, code: 'signature_invalid' }, 'not invalid_json: that would tell the holder of the old secret it still verifies');
+  t.same(await badKey(hook.secret), { status: 403, code: 'signature_invalid' });
+  t.same(await send(rotated.json().secret, '{"n":'), { status: 400, code: 'invalid_json' }, 'with the current secret the body is the problem');
+});
+
 t.test('a webhook deleted through another instance answers 404 to the next delivery', async (t) => {
   const { admin, org, hook, send } = await twoInstances(t);
   t.equal((await admin.inject({ method: 'DELETE', url: `/api/v1/webhooks/${hook.id}`, headers: bearer(org.adminKey) })).statusCode, 204);

@@ -209,12 +209,11 @@ const hooks: FastifyPluginAsync = async (instance) => {
         params: IngestParams,
         response: { 200: IngestResponse, 202: IngestResponse },
       },
-      // A body refused (too large, bad JSON) on the strength of a cached copy: an endpoint disabled
-      // or deleted since answers 410 or 404 like on any other request, not the body's problem.
-      // If that read fails otherwise (the database is slow), the body's problem is the answer.
+      // A body refused as too large on the strength of a cached copy: an endpoint disabled or
+      // deleted since answers 410 or 404 like on any other request, not the body's problem. If
+      // that read fails otherwise (the database is slow), the body's problem is the answer.
       errorHandler: async (error, request) => {
-        const refusesBody = error.statusCode === 413 || (error instanceof AppError && error.code === 'invalid_json');
-        if (refusesBody && request.webhook && !request.webhookFresh) {
+        if (error.statusCode === 413 && request.webhook && !request.webhookFresh) {
           try {
             await freshWebhook(request.webhook.id);
           } catch (gone) {
@@ -246,8 +245,21 @@ const hooks: FastifyPluginAsync = async (instance) => {
           countFailure(request, webhook, verdict.code);
           throw new AppError(verdict.code, { detail: 'The webhook signature could not be verified; see docs/reference/webhooks.md' });
         }
-        // Checked once the sender is known to hold the secret.
-        delivery ??= deliveryOf(request, body);
+        // Checked once the sender is known to hold the secret, and refused only on the current
+        // row: verified against a cached copy, the endpoint may since have been disabled (410) or
+        // its secret rotated away (403), and those answer first.
+        if (!delivery) {
+          try {
+            delivery = deliveryOf(request, body);
+          } catch (refused) {
+            if (freshReads > 0) throw refused;
+            await readAgain().catch((error: unknown) => {
+              // Any other failure to read it (a slow database): the body's own problem is the answer.
+              throw error instanceof AppError && (error.code === 'not_found' || error.code === 'webhook_disabled') ? error : refused;
+            });
+            continue;
+          }
+        }
         try {
           const stored = await (body.length >= LARGE_BODY ? largeWriter : smallWriter).call({
             ...delivery,
