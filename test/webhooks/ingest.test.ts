@@ -234,6 +234,20 @@ t.test('during a rotation overlap both secrets verify; after it only the new one
   t.equal((await app.inject({ method: 'POST', url: hook.url, headers: await githubHeaders(zero.json().secret, body), payload: body })).statusCode, 202);
 });
 
+t.test('any Content-Type is taken, also one that does not parse as a media type, and stored as sent', async (t) => {
+  const { app, org, hook } = await setup(t);
+  for (const contentType of ['', 'text', 'json', '/', 'a b c', 'undefined', 'application/', ' text/plain ; x', 'application/json;']) {
+    const body = '{"odd":true}';
+    const res = await app.inject({ method: 'POST', url: hook.url, headers: { ...(await githubHeaders(hook.secret, body)), 'content-type': contentType }, payload: body });
+    t.equal(res.statusCode, 202, `${JSON.stringify(contentType)}: ${res.body}`);
+    if (res.statusCode !== 202) continue;
+    const stored = (await app.inject({ method: 'GET', url: `/api/v1/webhooks/${hook.id}/deliveries/${res.json().delivery_id}`, headers: bearer(org.adminKey) })).json();
+    t.equal(stored.content_type, contentType, 'stored as sent');
+    t.equal(stored.headers['content-type'], contentType);
+    t.equal(stored.body_text, body);
+  }
+});
+
 t.test('body_text is the body exactly, a leading byte-order mark included', async (t) => {
   const { app, org, hook } = await setup(t);
   const body = '\uFEFFhello';

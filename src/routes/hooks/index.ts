@@ -22,6 +22,8 @@ declare module 'fastify' {
     webhook: Webhook | null;
     /** True when request.webhook was read for this request, false when it is the cached copy. */
     webhookFresh: boolean;
+    /** A Content-Type header Fastify could not parse, as sent (the body is then read as octets). */
+    sentContentType: string | null;
   }
 }
 
@@ -65,6 +67,8 @@ const NOT_CREDENTIALS = new Set(['x-event-key']);
 /** A body sent with one of these is stored as sent, but is not the JSON its content type says until decoded. */
 const IDENTITY_ENCODING = /^\s*(identity)?\s*$/i;
 const JSON_TYPE = /^application\/([\w.+-]+\+)?json\s*(;|$)/i;
+/** A media type Fastify can parse (type/subtype, then any parameters); others would get 415. */
+const MEDIA_TYPE = /^\s*[\w!#$%&'*+.^`|~-]+\/[\w!#$%&'*+.^`|~-]+\s*(;.*)?$/;
 
 /** Headers worth keeping with a delivery: never signatures or credentials. */
 function capturedHeaders(request: FastifyRequest): Record<string, string> {
@@ -75,6 +79,7 @@ function capturedHeaders(request: FastifyRequest): Record<string, string> {
       kept[name] = Array.isArray(value) ? value.join(', ') : value;
     }
   }
+  if (request.sentContentType !== null) kept['content-type'] = request.sentContentType;
   return kept;
 }
 
@@ -91,7 +96,7 @@ function deliveryKey(request: FastifyRequest): string | null {
 
 /** What is stored of a verified request besides its webhook; refuses a body declared JSON that is not. */
 function deliveryOf(request: FastifyRequest, body: Buffer) {
-  const contentType = request.headers['content-type'] ?? null;
+  const contentType = request.sentContentType ?? request.headers['content-type'] ?? null;
   const encoding = request.headers['content-encoding'];
   const decoded = encoding === undefined || IDENTITY_ENCODING.test(encoding);
   if (contentType && decoded && JSON_TYPE.test(contentType) && !isJsonText(body)) {
@@ -117,6 +122,7 @@ const hooks: FastifyPluginAsync = async (instance) => {
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.webhookMaxPayloadBytes }, (_request, body, done) => done(null, body));
   app.decorateRequest('webhook', null);
   app.decorateRequest('webhookFresh', false);
+  app.decorateRequest('sentContentType', null);
   const lookup = webhookIngestLookup(app.db, { timeoutMs: config.databaseWaitTimeoutMs });
   const cache = webhookCache();
 
@@ -194,6 +200,15 @@ const hooks: FastifyPluginAsync = async (instance) => {
       config: { auth: 'webhookSignature', ownDeadline: true },
       onRequest: [
         async (request) => app.limiters.hit('webhook', request),
+        async (request) => {
+          // Any content type is taken, also one Fastify cannot parse (it would answer 415): the
+          // body is read as octets and the header stored as sent.
+          const sent = request.headers['content-type'];
+          if (sent !== undefined && !MEDIA_TYPE.test(sent)) {
+            request.sentContentType = sent;
+            request.headers['content-type'] = 'application/octet-stream';
+          }
+        },
         async (request) => {
           // Ids are UUIDs, which Postgres reads in either case; the cache knows them in lower case.
           const webhookId = (request.params as { webhook_id: string }).webhook_id.toLowerCase();
