@@ -89,6 +89,7 @@ export async function ciphertextsByKey(db: Db): Promise<Record<string, number>> 
       union all select previous_secret_ciphertext from webhooks where previous_secret_ciphertext is not null
       union all select refresh_token_ciphertext from google_connections
       union all select access_token_ciphertext from google_connections where access_token_ciphertext is not null
+      union all select code_verifier_ciphertext from oauth_states where expires_at > now()
     ) all_ciphertexts group by 1`);
   const rows = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as { key_id: string; n: number }[];
   return Object.fromEntries(rows.map((row) => [row.key_id, Number(row.n)]));

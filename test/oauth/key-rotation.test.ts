@@ -3,6 +3,7 @@ import t from 'tap';
 import { generateKey } from '../../src/crypto/keyring.js';
 import { retireCanaries } from '../../src/db/canaries.js';
 import { ciphertextsByKey, reencryptSecrets } from '../../src/db/key-rotation.js';
+import { createOAuthState, verifierAad } from '../../src/db/oauth.js';
 import { googleConnections, webhooks } from '../../src/db/schema.js';
 import { loadKeyring } from '../../src/keyring-loader.js';
 import { asAgent, bearer, build, createAgent, createOrg, createWebhook, isolatedDatabaseEnv, testConfig } from '../helper.js';
@@ -43,6 +44,14 @@ t.test('rotate A → B with A as old key, re-encrypt, drop A: every secret still
   const report = await reencryptSecrets(appAB.db, keyring);
   t.same(report, { webhooks: 1, google_connections: 1, oauth_states: 0 });
   t.same(Object.keys(await ciphertextsByKey(appAB.db)), [keyring.currentKeyId], 'nothing left under A');
+  // A connection started under A meanwhile (by an instance not yet redeployed) is pending under A:
+  // the rotation is not finished until it is re-encrypted too.
+  const { keyring: keyringA } = await loadKeyring(testConfig(env(A)));
+  const stateHash = 'c'.repeat(64);
+  await createOAuthState(appAB.db, org.id, { stateHash, apiKeyId: org.adminKeyId, codeVerifierCiphertext: keyringA.encrypt('verifier', verifierAad(stateHash)), ttlSeconds: 600 });
+  t.same(Object.keys(await ciphertextsByKey(appAB.db)).sort(), [keyringA.currentKeyId, keyring.currentKeyId].sort(), 'a pending state under A keeps the rotation unfinished');
+  t.same(await reencryptSecrets(appAB.db, keyring), { webhooks: 0, google_connections: 0, oauth_states: 1 });
+  t.same(Object.keys(await ciphertextsByKey(appAB.db)), [keyring.currentKeyId], 'now nothing is left under A');
   t.same(await reencryptSecrets(appAB.db, keyring), { webhooks: 0, google_connections: 0, oauth_states: 0 }, 'idempotent');
   await retireCanaries(appAB.db, keyring);
   await appAB.close();
