@@ -54,6 +54,17 @@ export class WebhookChanged extends Error {
 const keyOf = (input: NewDelivery) => (input.deliveryKey === null ? null : `${input.webhookId}\n${input.deliveryKey}`);
 
 /**
+ * Deliveries of one batch that repeat each other: the same delivery key, verified against the same
+ * webhook state. One verified against another state (a copy from before a rotation) is judged on
+ * its own: the INSERT may find that state no longer current (WebhookChanged), whatever the other.
+ */
+const repeatKeyOf = (input: NewDelivery) => {
+  const key = keyOf(input);
+  const state = input.verifiedWith;
+  return key === null ? null : [key, state.signatureScheme, state.secretCiphertext, state.previousSecretCiphertext, state.previousSecretExpiresAt?.getTime()].join('\n');
+};
+
+/**
  * Stores several deliveries with one multi-row INSERT … ON CONFLICT DO NOTHING: one statement, so
  * one transaction and one commit for all of them. Each input gets its own answer: a repeated
  * delivery key (in the database or earlier in the same batch) answers duplicate with the original
@@ -66,7 +77,7 @@ export async function storeDeliveries(db: DbOrTx, inputs: NewDelivery[], options
   const leaderOf = new Map<string, number>();
   const leaders: number[] = [];
   const follows = inputs.map((input, i) => {
-    const key = keyOf(input);
+    const key = repeatKeyOf(input);
     const first = key === null ? undefined : leaderOf.get(key);
     if (first !== undefined) return first;
     if (key !== null) leaderOf.set(key, i);

@@ -141,6 +141,31 @@ t.test('storing under a webhook state that is no longer current stores nothing a
   t.same(rows.map((row) => row.body.toString()).sort(), ['{"current":1}', '{"other":1}']);
 });
 
+t.test('a repeat in the same batch verified against another webhook state is judged on its own, not answered duplicate', async (t) => {
+  const app = await build(t);
+  const org = await createOrg(app);
+  const hook = await createWebhookWithRow(app, org.adminKey);
+  const other = await createWebhookWithRow(app, org.adminKey);
+  // As after a rotation: a copy of the row holding a secret the webhook no longer has.
+  const stale = { ...hook.verifiedWith, secretCiphertext: other.verifiedWith.secretCiphertext };
+  for (const order of ['current first', 'stale first'] as const) {
+    const deliveryKey = randomUUID();
+    const current = newDelivery(hook, '{"current":1}', { deliveryKey });
+    const old = newDelivery(hook, '{"stale":1}', { deliveryKey, verifiedWith: stale });
+    const results = await storeDeliveries(app.db, order === 'current first' ? [current, old] : [old, current]);
+    const [forCurrent, forStale] = order === 'current first' ? results : [results[1], results[0]];
+    t.match(forCurrent, { ok: true, value: { duplicate: false } }, `${order}: the current one is stored`);
+    t.type(forStale!.ok ? null : forStale!.error, WebhookChanged, `${order}: the stale one is sent back to be verified again, not answered duplicate`);
+  }
+  const deliveryKey = randomUUID();
+  const same = await storeDeliveries(app.db, [newDelivery(hook, '{"a":1}', { deliveryKey }), newDelivery(hook, '{"a":1}', { deliveryKey })]);
+  t.same(
+    same.map((result) => result.ok && result.value.duplicate),
+    [false, true],
+    'a repeat verified against the same state is a duplicate',
+  );
+});
+
 t.test('the cache keeps enabled webhooks only, and drops the least recently used past its size', async (t) => {
   const cache = webhookCache(2);
   const row = (id: string, enabled = true) => ({ id, enabled }) as Parameters<typeof cache.set>[0];
