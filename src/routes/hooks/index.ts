@@ -70,6 +70,9 @@ const JSON_TYPE = /^application\/([\w.+-]+\+)?json\s*(;|$)/i;
 /** A media type Fastify can parse (type/subtype, then any parameters); others would get 415. */
 const MEDIA_TYPE = /^\s*[\w!#$%&'*+.^`|~-]+\/[\w!#$%&'*+.^`|~-]+\s*(;.*)?$/;
 
+/** Whether a read of the webhook found it deleted (404) or disabled (410): that answers before the body's problem. */
+const isGone = (error: unknown) => error instanceof AppError && (error.code === 'not_found' || error.code === 'webhook_disabled');
+
 /** Headers worth keeping with a delivery: never signatures or credentials. */
 function capturedHeaders(request: FastifyRequest): Record<string, string> {
   const kept: Record<string, string> = {};
@@ -232,7 +235,7 @@ const hooks: FastifyPluginAsync = async (instance) => {
           try {
             await freshWebhook(request.webhook.id);
           } catch (gone) {
-            if (gone instanceof AppError && (gone.code === 'not_found' || gone.code === 'webhook_disabled')) throw gone;
+            if (isGone(gone)) throw gone;
           }
         }
         throw error;
@@ -270,7 +273,7 @@ const hooks: FastifyPluginAsync = async (instance) => {
             if (freshReads > 0) throw refused;
             await readAgain().catch((error: unknown) => {
               // Any other failure to read it (a slow database): the body's own problem is the answer.
-              throw error instanceof AppError && (error.code === 'not_found' || error.code === 'webhook_disabled') ? error : refused;
+              throw isGone(error) ? error : refused;
             });
             continue;
           }
