@@ -2,6 +2,7 @@
 // same code talks to Google, a Google-compatible provider, or a loopback fake in tests.
 import { CodeChallengeMethod, OAuth2Client } from 'google-auth-library';
 import type { GoogleOAuthConfig } from '../config.js';
+import { withTimeout } from '../db/health.js';
 
 export class GoogleGrantError extends Error {
   override name = 'GoogleGrantError';
@@ -43,31 +44,20 @@ function emailFromIdToken(idToken: string | null | undefined): string | null {
   }
 }
 
-/** `work`, or GoogleUnavailableError once `ms` have passed (the work's late outcome is ignored). */
-function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new GoogleUnavailableError(`no answer from Google within ${ms} ms`)), ms);
-  });
-  work.catch(() => {}); // a late failure after the timeout is not an unhandled rejection
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
+/** `work`, or GoogleUnavailableError once the call's budget has passed (its late outcome is ignored). */
+const inTime = <T>(work: Promise<T>, ms: number) => withTimeout(work, ms, () => new GoogleUnavailableError(`no answer from Google within ${ms} ms`));
 
 export class GoogleOAuth {
   /** Every call to Google ends within config.timeoutMs (GOOGLE_OAUTH_TIMEOUT_MS), retries included. */
-  private readonly timeoutMs: number;
-
   constructor(
     private readonly config: GoogleOAuthConfig,
     private readonly scopes: string[],
-  ) {
-    this.timeoutMs = config.timeoutMs;
-  }
+  ) {}
 
   private client(): OAuth2Client {
     return new OAuth2Client({
-      // Each request to Google is aborted after the budget, as well as the call as a whole (withTimeout).
-      transporterOptions: { timeout: this.timeoutMs },
+      // Each request to Google is aborted after the budget, as well as the call as a whole (inTime).
+      transporterOptions: { timeout: this.config.timeoutMs },
       clientId: this.config.clientId,
       clientSecret: this.config.clientSecret,
       redirectUri: this.config.redirectUri,
@@ -96,7 +86,7 @@ export class GoogleOAuth {
     const client = this.client();
     let tokens;
     try {
-      ({ tokens } = await withTimeout(client.getToken({ code, codeVerifier, redirect_uri: this.config.redirectUri }), this.timeoutMs));
+      ({ tokens } = await inTime(client.getToken({ code, codeVerifier, redirect_uri: this.config.redirectUri }), this.config.timeoutMs));
     } catch (err) {
       throw new GoogleGrantError(oauthErrorCode(err) ?? 'token exchange failed');
     }
@@ -114,7 +104,7 @@ export class GoogleOAuth {
 
   private async userinfoEmail(accessToken: string): Promise<string | null> {
     try {
-      const res = await fetch(this.config.userinfoUrl, { headers: { authorization: `Bearer ${accessToken}` }, signal: AbortSignal.timeout(this.timeoutMs) });
+      const res = await fetch(this.config.userinfoUrl, { headers: { authorization: `Bearer ${accessToken}` }, signal: AbortSignal.timeout(this.config.timeoutMs) });
       if (!res.ok) return null;
       const body = (await res.json()) as { email?: unknown };
       return typeof body.email === 'string' ? body.email : null;
@@ -131,7 +121,7 @@ export class GoogleOAuth {
     const client = this.client();
     client.setCredentials({ refresh_token: refreshToken });
     try {
-      const { token } = await withTimeout(client.getAccessToken(), this.timeoutMs);
+      const { token } = await inTime(client.getAccessToken(), this.config.timeoutMs);
       if (!token) throw new GoogleUnavailableError('no access token in the response');
       const credentials = client.credentials;
       return {
@@ -150,7 +140,7 @@ export class GoogleOAuth {
   /** Best effort: true when Google confirmed the revocation. */
   async revoke(token: string): Promise<boolean> {
     try {
-      await withTimeout(this.client().revokeToken(token), this.timeoutMs);
+      await inTime(this.client().revokeToken(token), this.config.timeoutMs);
       return true;
     } catch {
       return false;
