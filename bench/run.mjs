@@ -7,15 +7,17 @@ import { spawn } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { loadavg } from 'node:os';
+import { cpus, loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 import postgres from 'postgres';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
-// Each scenario is measured in ROUNDS rounds, each right after its baseline: on a machine shared
+// Each scenario is measured in ROUNDS rounds, each beside a run of its baseline: on a machine shared
 // with other work the speed of both drifts by tens of percent within minutes, and a ratio of two
-// measurements taken seconds apart, the median of three, moves much less than one taken minutes apart.
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+// measurements taken seconds apart, the median of five, moves much less than one taken minutes
+// apart. Every other round measures the scenario first, so a drift within a round favours neither.
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 // Each scenario and its baseline first run unmeasured for this long, so they are measured with their code compiled.
 const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 2);
@@ -103,12 +105,38 @@ function databaseCpuMicros() {
   return found ? micros : null;
 }
 
+/** The bench's own processes besides this one: both servers (set once they are started). */
+const benchPids = [];
+const CPUS = cpus().length;
+
+/**
+ * CPU time the whole machine spent running processes (user, nice and system; not interrupts),
+ * in microseconds. With what the bench's processes and Postgres used subtracted, it is what
+ * other work took from the run.
+ */
+function machineBusyMicros() {
+  const [user, nice, system] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 4).map(Number);
+  return (user + nice + system) * 10_000;
+}
+
+/** CPU time of this process, both servers and Postgres, in microseconds. */
+function benchCpuMicros() {
+  const self = process.cpuUsage();
+  return self.user + self.system + benchPids.reduce((total, pid) => total + cpuMicros(pid), 0) + (databaseCpuMicros() ?? 0);
+}
+
 /** One measured run of `options` against the process `pid`. */
 async function measure(pid, options) {
   const stop = rssSampler(pid);
   const cpuBefore = cpuMicros(pid);
   const databaseBefore = databaseCpuMicros();
+  const machineBefore = machineBusyMicros();
+  const benchBefore = benchCpuMicros();
+  const started = performance.now();
   const result = await autocannon({ duration: DURATION_S, connections: CONNECTIONS, ...options });
+  const otherMicros = machineBusyMicros() - machineBefore - (benchCpuMicros() - benchBefore);
+  // Share of the machine's CPUs that other processes took during the run (ticks of 10 ms: ±1 %).
+  const otherCpu = Math.max(0, otherMicros / ((performance.now() - started) * 1000 * CPUS));
   // Server CPU per request: it moves less than requests/s when other work shares the machine.
   const cpuUs = (cpuMicros(pid) - cpuBefore) / Math.max(1, result.requests.total);
   const databaseAfter = databaseCpuMicros();
@@ -122,6 +150,7 @@ async function measure(pid, options) {
     non_2xx: result.non2xx + result.errors + result.timeouts,
     cpu_us_per_request: cpuUs,
     db_cpu_us_per_request: databaseCpuUs,
+    other_cpu: +otherCpu.toFixed(3),
   };
 }
 
@@ -131,6 +160,7 @@ const median = (values) => {
   return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 };
 const round1 = (n) => Math.round(n * 10) / 10;
+const percent = (share) => `${Math.round(share * 100)} %`;
 /** " (lowest–highest)" of per-round ratios, or nothing for a single round or a baseline row. */
 const spread = (values) => (values && values.length > 1 ? ` (${Math.min(...values)}–${Math.max(...values)})` : '');
 
@@ -155,7 +185,8 @@ function print(row, extra = '') {
 }
 
 /**
- * Measures a scenario against its baseline in ROUNDS rounds (baseline, then scenario) and answers
+ * Measures a scenario against its baseline in ROUNDS rounds (baseline then scenario, and the other
+ * way round in every other round) and answers
  * the scenario's median figures, the median of the per-round ratios, and the baseline's runs.
  * `onRound` is called before each measured scenario run (stateful scenarios reset their counters).
  */
@@ -168,9 +199,11 @@ async function compare(name, pid, options, baseline, { warmUp = true, onRound = 
   const runs = [];
   const baselineRuns = [];
   for (let round = 0; round < ROUNDS; round++) {
-    baselineRuns.push(await measure(baseline.pid, baseline.options));
+    const scenarioFirst = round % 2 === 1;
+    if (!scenarioFirst) baselineRuns.push(await measure(baseline.pid, baseline.options));
     onRound(round);
     runs.push({ ...(await measure(pid, options)), round });
+    if (scenarioFirst) baselineRuns.push(await measure(baseline.pid, baseline.options));
   }
   const ratios = runs.map((r, i) => +(r.rps / baselineRuns[i].rps).toFixed(3));
   // The baseline's CPU per request over the scenario's: the same ratio, less moved by neighbours.
@@ -181,9 +214,11 @@ async function compare(name, pid, options, baseline, { warmUp = true, onRound = 
     cpu_ratio_to_baseline: +median(cpuRatios).toFixed(3),
     round_ratios: ratios,
     round_cpu_ratios: cpuRatios,
+    // The most that other processes took of the machine in one of the scenario's or baseline's runs.
+    other_cpu_max: Math.max(...runs.map((r) => r.other_cpu), ...baselineRuns.map((r) => r.other_cpu)),
     runs,
   };
-  print(row, `  ×${row.ratio_to_baseline} (cpu ×${row.cpu_ratio_to_baseline})`);
+  print(row, `  ×${row.ratio_to_baseline} (cpu ×${row.cpu_ratio_to_baseline}; rounds ${ratios.join(' ')}; other processes ≤ ${percent(row.other_cpu_max)} of the CPUs)`);
   baseline.runs.push(...baselineRuns);
   return row;
 }
@@ -203,6 +238,7 @@ async function main() {
     RATE_LIMIT_WEBHOOK_MAX: '10000000',
     DATABASE_POOL_MAX: '20',
   });
+  benchPids.push(baseline.child.pid, server.child.pid);
   const base = 'http://127.0.0.1:18182';
   // Never leave a server behind, whatever happens below.
   process.on('exit', () => {
@@ -332,19 +368,20 @@ async function main() {
   const ratios = Object.entries({ ...baselineRows, ...rows }).map(([key, { runs, ...row }]) => ({ key, ...row }));
   const results = {
     measured_at: new Date().toISOString(),
-    machine: { cpus: (await import('node:os')).cpus().length, node: process.version, loadavg_at_start: LOADAVG },
+    machine: { cpus: CPUS, node: process.version, loadavg_at_start: LOADAVG },
     duration_s: DURATION_S,
     rounds: ROUNDS,
     connections: CONNECTIONS,
     scenarios: ratios,
     lookup_agents: lookupAgents,
+    other_cpu_max: Math.max(...Object.values(rows).map((row) => row.other_cpu_max)),
     // Each against its own baselines: the machine's drift between the two scenarios cancels out.
     lookup_100k_vs_10: +(rows.auth100k.ratio_to_baseline / rows.auth10.ratio_to_baseline).toFixed(3),
   };
   writeFileSync('bench/results.json', `${JSON.stringify(results, null, 2)}\n`);
   const table = [
-    `Measured ${results.measured_at} on ${results.machine.cpus} cores, Node ${results.machine.node}, load average ${LOADAVG.join(' / ')} at start; autocannon on the same machine, ${CONNECTIONS} connections (10 for 512 KB and lease + ack).`,
-    `Each scenario: ${WARMUP_S} s unmeasured with its baseline (lease + ack: baseline only), then ${ROUNDS} rounds of ${DURATION_S} s of the baseline followed by ${DURATION_S} s of the scenario. Figures are medians over the rounds (peak RSS: the highest), ratios the median of the per-round ratios, with the lowest and highest round in brackets (how much the machine moved during the run); baseline rows are the medians of all their runs.`,
+    `Measured ${results.measured_at} on ${results.machine.cpus} cores, Node ${results.machine.node}, load average ${LOADAVG.join(' / ')} at start; other processes took at most ${percent(results.other_cpu_max)} of the CPUs during any measured run; autocannon on the same machine, ${CONNECTIONS} connections (10 for 512 KB and lease + ack).`,
+    `Each scenario: ${WARMUP_S} s unmeasured with its baseline (lease + ack: baseline only), then ${ROUNDS} rounds of ${DURATION_S} s of the baseline and ${DURATION_S} s of the scenario (the scenario first in every other round). Figures are medians over the rounds (peak RSS: the highest), ratios the median of the per-round ratios, with the lowest and highest round in brackets (how much the machine moved during the run); baseline rows are the medians of all their runs.`,
     '',
     '| scenario | req/s | × baseline | p50 ms | p99 ms | peak RSS MB | non-2xx | server CPU µs/req | CPU × baseline | database CPU µs/req |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
