@@ -9,6 +9,7 @@ import { pingDatabase, type Database } from '../db/client.js';
 import { auditChainHead, type ChainHeadRecord } from '../db/audit-chain.js';
 import { withTimeout } from '../db/health.js';
 import { migrationStatus } from '../db/migrate.js';
+import { getGoogleConnection, type GoogleConnection } from '../db/oauth.js';
 import {
   agentSignals,
   COUNT_CAP,
@@ -216,10 +217,12 @@ export interface OrganizationSignals {
   agents: AgentSignals | null;
   last_hour: LastHour | null;
   audit_chain: AuditChainSignal | null;
+  /** The organization's Google connection (null inside when it has none); null when it was not read in time. */
+  google: { connection: GoogleConnection | null } | null;
   warnings: Warning[];
 }
 
-/** The organization's own backlog, agents and failures; the route adds its Google connection. */
+/** The organization's own backlog, agents, failures and Google connection (the route describes the connection). */
 export async function organizationSignals(
   database: Database,
   config: Config,
@@ -229,16 +232,17 @@ export async function organizationSignals(
   const db = database.db;
   const unavailable: string[] = [];
   const probe = bounded(startedAt + config.readinessTimeoutMs, unavailable);
-  const [deliveries, agentCounts, hour, chain] = await Promise.all([
+  const [deliveries, agentCounts, hour, chain, google] = await Promise.all([
     probe('deliveries', () => deliverySignals(db, organizationId)),
     probe('agents', () => agentSignals(db, organizationId, config.agentOfflineAfterS)),
     probe('last_hour', async () => lastHour(await recentFailures(db, organizationId, WINDOW_S))),
     probe('audit_chain', async () => chainSignal(await auditChainHead(db, organizationId))),
+    probe('google_oauth', async () => ({ connection: await getGoogleConnection(db, organizationId) })),
   ]);
   const warnings = backlogWarnings(deliveries, hour);
   if (agentCounts && agentCounts.offline > 0) {
     warnings.push({ code: 'agents_offline', message: `${agentCounts.offline} agents have not been seen for ${config.agentOfflineAfterS} s` });
   }
   warnings.push(...incomplete(unavailable));
-  return { deliveries: deliveries && { ...deliveries, count_cap: COUNT_CAP }, agents: agentCounts, last_hour: hour, audit_chain: chain, warnings };
+  return { deliveries: deliveries && { ...deliveries, count_cap: COUNT_CAP }, agents: agentCounts, last_hour: hour, audit_chain: chain, google, warnings };
 }

@@ -6,8 +6,8 @@ import { recordAuditEvents } from '../../src/db/audit-events.js';
 import { uuidv7 } from '../../src/db/ids.js';
 import { recordRefresh, saveGoogleConnection, refreshTokenAad } from '../../src/db/oauth.js';
 import { agents } from '../../src/db/schema.js';
-import { asAdmin, asAgent, bearer, build, createAgent, createKey, createOrg, createWebhook } from '../helper.js';
-import { codes, deliver, lease, nack } from '../support/status.js';
+import { asAdmin, asAgent, bearer, build, createAgent, createKey, createOrg, createWebhook, TEST_DATABASE_URL } from '../helper.js';
+import { codes, deliver, freshDatabase, lease, nack } from '../support/status.js';
 
 const orgStatus = (app: Awaited<ReturnType<typeof build>>, headers: Record<string, string>) =>
   app.inject({ method: 'GET', url: '/api/v1/organization/status', headers });
@@ -106,6 +106,38 @@ t.test('a Google connection that needs reconnecting and failed refreshes are war
   t.equal(body.last_hour.oauth_refresh_failures, 1);
   t.same(codes(body), ['oauth_reconnect_required', 'oauth_refresh_failures']);
   t.notMatch(JSON.stringify(body), /v1\.[0-9a-f]{8}\./, 'no ciphertext in the document');
+});
+
+t.test('a Google connection not read within READINESS_TIMEOUT_MS is null with a warning, not a hung request', { skip: TEST_DATABASE_URL ? false : 'needs TEST_DATABASE_URL (a second connection holds a lock)' }, async (t) => {
+  const database = await freshDatabase(t);
+  const app = await build(t, { database, env: { READINESS_TIMEOUT_MS: '300' } });
+  const org = await createOrg(app);
+  // Another session holds the table: reads of it wait for the lock, like on a stalled database.
+  const holder = await database.sql!.reserve();
+  await holder`begin`;
+  await holder`lock table google_connections in access exclusive mode`;
+  let released = false;
+  const release = async () => {
+    if (released) return;
+    released = true;
+    await holder`rollback`;
+    holder.release();
+  };
+  t.teardown(release);
+  // Without a bound the request would wait for this release, and then find the connection.
+  const releaseLater = setTimeout(() => void release(), 3000);
+  t.teardown(() => clearTimeout(releaseLater));
+
+  const started = Date.now();
+  const res = await orgStatus(app, bearer(org.adminKey));
+  const elapsed = Date.now() - started;
+  t.equal(res.statusCode, 200);
+  t.ok(elapsed < 2000, `answered in ${elapsed} ms`);
+  const body = res.json();
+  t.equal(body.google_oauth, null);
+  t.same(body.agents, { online: 0, offline: 0, never_seen: 0, disabled: 0 }, 'the other sections are read');
+  t.same(codes(body), ['status_incomplete']);
+  t.match(body.health.warnings[0].message, /google_oauth/);
 });
 
 t.test("shows the head of the organization's audit chain, which advances with each audited change", async (t) => {

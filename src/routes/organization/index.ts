@@ -1,7 +1,6 @@
 // The caller's own organization (the tenant of its API key).
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { getGoogleConnection } from '../../db/oauth.js';
 import { getOrganization } from '../../db/organizations.js';
 import { organizationSignals } from '../../diagnostics/status.js';
 import { AppError } from '../../errors.js';
@@ -22,16 +21,14 @@ const organization: FastifyPluginAsync = async (instance) => {
   });
 
   // The organization's own operational signals: delivery backlog, agents, Google connection,
-  // failures in the last hour. Reading it changes nothing, so read-only keys may.
+  // failures in the last hour. Reading it changes nothing, so read-only keys may. Every section
+  // is bounded by READINESS_TIMEOUT_MS: one not read in time is null, with a warning.
   app.get('/status', { schema: { summary: "The organization's own operational signals", response: { 200: OrganizationStatusResponse } } }, async (request) => {
     const organizationId = organizationOf(request);
-    const [signals, connection] = await Promise.all([
-      organizationSignals(app.database, app.config, organizationId),
-      getGoogleConnection(app.db, organizationId),
-    ]);
-    const google = googleStatus(connection, app.config.google !== null, app.config.googleScopes).google;
+    const signals = await organizationSignals(app.database, app.config, organizationId);
+    const google = signals.google && googleStatus(signals.google.connection, app.config.google !== null, app.config.googleScopes).google;
     const warnings = [...signals.warnings];
-    if (google.state === 'expired' || google.state === 'error') {
+    if (google && (google.state === 'expired' || google.state === 'error')) {
       warnings.push({ code: 'oauth_reconnect_required', message: `the Google connection is ${google.state}: an admin must reconnect it` });
     }
     return {

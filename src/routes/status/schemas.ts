@@ -81,7 +81,7 @@ export const OrganizationStatusResponse = z.object({
   generated_at: Timestamp,
   deliveries: DeliveriesSchema,
   agents: AgentsSchema,
-  google_oauth: OAuthStatusResponse.shape.google,
+  google_oauth: OAuthStatusResponse.shape.google.nullable().describe('null when the connection was not read within READINESS_TIMEOUT_MS (a status_incomplete warning says so)'),
   last_hour: LastHourSchema,
   audit_chain: AuditChainSchema.describe("The head of this organization's audit chain"),
 });
