@@ -44,6 +44,11 @@ const standalone: Record<string, () => number> = {
   },
 };
 
+/** What replaces a secret `keys rotate` cannot decrypt, so the old key can go. */
+const UNREADABLE_FIX =
+  'Replace each: webhooks: POST /api/v1/webhooks/{id}/secret with "overlap_seconds": 0 (senders get the new secret); ' +
+  'google_connections: DELETE /api/v1/oauth/google, then connect again; oauth_states: nothing, they expire within 10 minutes. Then run it again.';
+
 const commands: Record<string, Command> = {
   async 'keys rotate'(database) {
     const config = loadConfig(process.env);
@@ -73,9 +78,18 @@ const commands: Record<string, Command> = {
         `ciphertexts by key after:  ${JSON.stringify(after)}\n` +
         (complete
           ? 'All secrets are under the current key: old keys can be removed from TOKEN_ENCRYPTION_OLD_KEYS.\n'
-          : 'Some secrets are still under old keys (written during the run?): run it again.\n'),
+          : report.unreadable.length > 0
+            ? 'Some secrets are still under old keys: the rows below do not decrypt.\n'
+            : 'Some secrets are still under old keys (written during the run?): run it again.\n'),
     );
-    return 0;
+    if (report.unreadable.length === 0) return 0;
+    // Every other row was rewritten; these stay as they are until their organization replaces them.
+    process.stderr.write(
+      `error: ${report.unreadable.length} stored secrets do not decrypt with the configured keys and were left as they are:\n` +
+        report.unreadable.map((row) => `  ${row.table} ${row.id} (organization ${row.organization_id}): ${row.reason}\n`).join('') +
+        `${UNREADABLE_FIX}\n`,
+    );
+    return 1;
   },
 
   async 'audit verify'(database, args) {

@@ -225,6 +225,20 @@ t.test('a disconnect waits for Google\'s revocation GOOGLE_OAUTH_TIMEOUT_MS at m
   t.match(events, [{ details: { revoked_at_google: false } }], 'audited as not confirmed by Google');
 });
 
+t.test('a connection whose refresh token no longer decrypts can still be disconnected: deleted, audited as not revoked', async (t) => {
+  const { app, org, google, connect, broker } = await setup(t);
+  await connect();
+  const [connection] = await app.db.select().from(googleConnections).where(eq(googleConnections.organizationId, org.id));
+  await app.db.update(googleConnections).set({ refreshTokenCiphertext: connection!.accessTokenCiphertext! }).where(eq(googleConnections.organizationId, org.id));
+  const gone = await app.inject({ method: 'DELETE', url: '/api/v1/oauth/google', headers: bearer(org.adminKey) });
+  t.equal(gone.statusCode, 204, gone.body);
+  t.same(google.revoked, [], 'nothing to revoke: the token is not known');
+  t.equal((await app.db.select().from(googleConnections).where(eq(googleConnections.organizationId, org.id))).length, 0, 'the credentials are deleted');
+  t.equal((await broker()).json().code, 'oauth_not_connected');
+  const events = (await app.inject({ method: 'GET', url: '/api/v1/audit-events?action=oauth.disconnected', headers: bearer(org.adminKey) })).json().data;
+  t.match(events, [{ details: { revoked_at_google: false, refresh_token_decrypted: false } }]);
+});
+
 t.test('a missing scope shows in the status', async (t) => {
   const { google, app, org, start, callback } = await setup(t);
   const res = await callback(google.consent((await start()).authorization_url, { scope: 'openid email https://www.googleapis.com/auth/calendar' }));

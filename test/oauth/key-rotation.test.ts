@@ -42,7 +42,7 @@ t.test('rotate A → B with A as old key, re-encrypt, drop A: every secret still
   await works(appAB, 'B with A as old key');
   const { keyring } = await loadKeyring(testConfig(env(B, A)));
   const report = await reencryptSecrets(appAB.db, keyring);
-  t.same(report, { webhooks: 1, google_connections: 1, oauth_states: 0 });
+  t.same(report, { webhooks: 1, google_connections: 1, oauth_states: 0, unreadable: [] });
   t.same(Object.keys(await ciphertextsByKey(appAB.db)), [keyring.currentKeyId], 'nothing left under A');
   // A connection started under A meanwhile (by an instance not yet redeployed) is pending under A:
   // the rotation is not finished until it is re-encrypted too.
@@ -50,9 +50,9 @@ t.test('rotate A → B with A as old key, re-encrypt, drop A: every secret still
   const stateHash = 'c'.repeat(64);
   await createOAuthState(appAB.db, org.id, { stateHash, apiKeyId: org.adminKeyId, codeVerifierCiphertext: keyringA.encrypt('verifier', verifierAad(stateHash)), ttlSeconds: 600 });
   t.same(Object.keys(await ciphertextsByKey(appAB.db)).sort(), [keyringA.currentKeyId, keyring.currentKeyId].sort(), 'a pending state under A keeps the rotation unfinished');
-  t.same(await reencryptSecrets(appAB.db, keyring), { webhooks: 0, google_connections: 0, oauth_states: 1 });
+  t.same(await reencryptSecrets(appAB.db, keyring), { webhooks: 0, google_connections: 0, oauth_states: 1, unreadable: [] });
   t.same(Object.keys(await ciphertextsByKey(appAB.db)), [keyring.currentKeyId], 'now nothing is left under A');
-  t.same(await reencryptSecrets(appAB.db, keyring), { webhooks: 0, google_connections: 0, oauth_states: 0 }, 'idempotent');
+  t.same(await reencryptSecrets(appAB.db, keyring), { webhooks: 0, google_connections: 0, oauth_states: 0, unreadable: [] }, 'idempotent');
   await retireCanaries(appAB.db, keyring);
   await appAB.close();
 
@@ -104,4 +104,39 @@ t.test('keys rotate with keys that cannot read the database changes nothing and 
   t.notMatch(rotate.stderr + rotate.stdout, A, 'never the key itself');
   const appA2 = await build(t, { database: 'own', env: { ...dbEnv, TOKEN_ENCRYPTION_KEY: A } });
   t.equal((await appA2.inject({ method: 'GET', url: '/readyz' })).statusCode, 200, 'the servers\' key is still the one the database knows');
+});
+
+t.test('keys rotate rewrites every row it can, names each one that does not decrypt, and exits 1 until it is replaced', async (t) => {
+  const dbEnv = await isolatedDatabaseEnv(t, { migrated: true });
+  const A = generateKey();
+  const B = generateKey();
+  const appA = await build(t, { database: 'own', env: { ...dbEnv, TOKEN_ENCRYPTION_KEY: A } });
+  const org = await createOrg(appA);
+  const good = await createWebhook(appA, org.adminKey);
+  const broken = await createWebhook(appA, org.adminKey);
+  // Another row's ciphertext does not decrypt here (as after a bad restore or a hand edit).
+  const [source] = await appA.db.select().from(webhooks).where(eq(webhooks.id, good.id));
+  await appA.db.update(webhooks).set({ secretCiphertext: source!.secretCiphertext }).where(eq(webhooks.id, broken.id));
+  await appA.close();
+
+  const env = { ...dbEnv, TOKEN_ENCRYPTION_KEY: B, TOKEN_ENCRYPTION_OLD_KEYS: A };
+  const rotate = await runCommand(['dist/cli/index.js', 'keys', 'rotate'], env);
+  t.equal(rotate.code, 1, rotate.stderr);
+  t.match(rotate.stdout, /re-encrypted: 1 webhooks/);
+  t.match(rotate.stderr, new RegExp(`1 stored secrets do not decrypt[\\s\\S]*webhooks ${broken.id} \\(organization ${org.id}\\): ciphertext does not decrypt`));
+  t.match(rotate.stderr, /overlap_seconds": 0/, 'says how to replace it');
+  t.notMatch(rotate.stderr + rotate.stdout, A, 'never the key itself');
+
+  const appAB = await build(t, { database: 'own', env });
+  const { keyring } = await loadKeyring(testConfig(env));
+  const [goodRow] = await appAB.db.select().from(webhooks).where(eq(webhooks.id, good.id));
+  t.equal(keyring.keyIdOf(goodRow!.secretCiphertext), keyring.currentKeyId, 'the readable row was rewritten');
+  const replaced = await appAB.inject({ method: 'POST', url: `/api/v1/webhooks/${broken.id}/secret`, headers: bearer(org.adminKey), payload: { overlap_seconds: 0 } });
+  t.equal(replaced.statusCode, 200, replaced.body);
+  await appAB.close(); // the embedded database takes one process at a time
+  const again = await runCommand(['dist/cli/index.js', 'keys', 'rotate'], env);
+  t.equal(again.code, 0, again.stderr);
+  t.match(again.stdout, /All secrets are under the current key/);
+  const appB = await build(t, { database: 'own', env });
+  t.same(Object.keys(await ciphertextsByKey(appB.db)), [keyring.currentKeyId]);
 });

@@ -17,6 +17,7 @@ import {
   verifierAad,
 } from '../../db/oauth.js';
 import { inOrganization } from '../../db/organizations.js';
+import { KeyringError } from '../../crypto/keyring.js';
 import { AppError, PROBLEMS, type ProblemCode } from '../../errors.js';
 import { GoogleGrantError, GoogleOAuth } from '../../google/oauth-client.js';
 import { apiKeyOf, organizationOf, requireRole } from '../../plugins/auth.js';
@@ -184,7 +185,7 @@ const oauth: FastifyPluginAsync = async (instance) => {
     {
       onRequest: app.authenticateApiKey,
       preHandler: requireRole('admin'),
-      schema: { summary: 'Disconnect the Google account', problems: ['not_found', 'encryption_key_unavailable'], response: { 204: NoContent } },
+      schema: { summary: 'Disconnect the Google account', problems: ['not_found'], response: { 204: NoContent } },
     },
     async (request, reply) => {
       const organizationId = organizationOf(request);
@@ -196,12 +197,18 @@ const oauth: FastifyPluginAsync = async (instance) => {
         async (tx) => {
           const connection = await getGoogleConnection(tx, organizationId, { forUpdate: true });
           if (!connection) throw new AppError('not_found', { detail: 'No Google account is connected' });
-          const refreshToken = app.keyring.decrypt(connection.refreshTokenCiphertext, refreshTokenAad(organizationId, connection.id));
-          const revoked = google ? await google.revoke(refreshToken) : false;
+          // A token this instance cannot decrypt cannot be revoked, but the disconnect still
+          // deletes it: no instance brokers it again (the audit event says it was not revoked).
+          let refreshToken: string | null = null;
+          try {
+            refreshToken = app.keyring.decrypt(connection.refreshTokenCiphertext, refreshTokenAad(organizationId, connection.id));
+          } catch (error) {
+            if (!(error instanceof KeyringError)) throw error;
+          }
+          const revoked = google && refreshToken !== null ? await google.revoke(refreshToken) : false;
           await deleteGoogleConnection(tx, organizationId);
-          await recordAuditEvents(tx, [
-            auditEvent(request, { action: 'oauth.disconnected', targetType: 'google_connection', targetId: connection.id, details: { revoked_at_google: revoked } }),
-          ]);
+          const details = refreshToken === null ? { revoked_at_google: false, refresh_token_decrypted: false } : { revoked_at_google: revoked };
+          await recordAuditEvents(tx, [auditEvent(request, { action: 'oauth.disconnected', targetType: 'google_connection', targetId: connection.id, details })]);
         },
         { exclusive: true },
       );
