@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { ADMIN_TOKEN, TEST_DATABASE_URL, TOKEN_ENCRYPTION_KEY, sleep } from '../helper.js';
-import { createFixture, lostDeliveries, startIngest, storedBodies } from '../support/ingest-load.js';
+import { createFixture, lostDeliveries, startIngest, storedBodies, unaccountedDeliveries } from '../support/ingest-load.js';
 import { startServer } from '../support/process.js';
 import { githubHeaders } from '../support/signing.js';
 
@@ -59,6 +59,8 @@ t.test('SIGKILL during ingest loses no acknowledged delivery; the restarted serv
   t.teardown(() => second.stop());
   const stored = await storedBodies({ databaseUrl: TEST_DATABASE_URL }, fixture.hook.id);
   t.same(lostDeliveries(acknowledged, stored), [], 'every acknowledged delivery is stored with its exact body');
+  t.equal(acknowledged.size, load.outcomes.filter((outcome) => outcome.status === 202).length, 'every 202 named a delivery id of its own');
+  t.same(unaccountedDeliveries(load.outcomes, stored), [], 'every stored row is one the sender sent, once, under the id it was told');
   const again = startIngest(second.url, fixture.hook, { concurrency: 1 });
   await again.waitFor(3);
   await again.stop();

@@ -64,18 +64,29 @@ t.test('two server processes on one Postgres and one Redis', { skip: TEST_DATABA
   });
 
   t.test('an OAuth state created through one instance is consumed through the other exactly once', async (t) => {
-    const started = await api(one.url, 'GET', '/api/v1/oauth/google/start?redirect=false', fixture.adminKey);
-    t.equal(started.status, 200, 'started through the first instance');
-    const callback = google.consent(started.json.authorization_url).replace('http://127.0.0.1:8080', '');
+    const consentThrough = async (server: ServerProcess) => {
+      const started = await api(server.url, 'GET', '/api/v1/oauth/google/start?redirect=false', fixture.adminKey);
+      t.equal(started.status, 200, 'started');
+      return google.consent(started.json.authorization_url).replace('http://127.0.0.1:8080', '');
+    };
+    const land = async (server: ServerProcess, callback: string) => {
+      const res = await fetch(`${server.url}${callback}`, { redirect: 'manual' });
+      return `${res.status} ${res.headers.get('x-error-code') ?? ''}`.trim();
+    };
+    // Created through the first, consumed through the second alone: a state kept by the instance
+    // that created it would not be found there.
+    const first = await consentThrough(one);
+    t.equal(await land(two, first), '200', 'the other instance completes the connection');
+    t.equal(await land(one, first), '400 invalid_state', 'a replay through the first instance is refused');
+    t.equal(await land(two, first), '400 invalid_state', 'and through the second');
+    t.equal((await api(one.url, 'GET', '/api/v1/oauth/status', fixture.adminKey)).json.google.state, 'connected', 'both instances see the connection');
+
     // The browser (or an attacker replaying the link) lands on both instances at once.
-    const answers = await Promise.all([two, one].map((server) => fetch(`${server.url}${callback}`, { redirect: 'manual' })));
-    // The codes go into the message: should this ever fail, it says which refusal each one got.
-    const outcomes = answers.map((res) => `${res.status} ${res.headers.get('x-error-code') ?? ''}`.trim());
-    t.same(answers.map((res) => res.status).sort(), [200, 400], `one callback connects, the other is refused (got ${outcomes.join(', ')})`);
-    t.equal(answers.find((res) => res.status === 400)?.headers.get('x-error-code'), 'invalid_state', 'the refusal says invalid_state');
-    t.equal((await fetch(`${one.url}${callback}`)).headers.get('x-error-code'), 'invalid_state', 'and it stays used');
-    const status = await api(two.url, 'GET', '/api/v1/oauth/status', fixture.adminKey);
-    t.equal(status.json.google.state, 'connected', 'both instances see the connection');
+    const second = await consentThrough(two);
+    const outcomes = await Promise.all([one, two].map((server) => land(server, second)));
+    // The codes are in the message: should this ever fail, it says which refusal each one got.
+    t.same([...outcomes].sort(), ['200', '400 invalid_state'], `one callback connects, the other is refused (got ${outcomes.join(', ')})`);
+    t.equal(await land(one, second), '400 invalid_state', 'and it stays used');
   });
 
   t.test('an API key revoked through one instance is refused by the other on the next request', async (t) => {

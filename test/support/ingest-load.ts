@@ -144,6 +144,23 @@ export async function storedBodies(where: { databaseUrl?: string | undefined; da
   }
 }
 
+/**
+ * Stored deliveries the sender cannot account for: a body it never sent, one stored twice, or one
+ * answered 202 under another id. Every body the load sends is unique, so each stored row belongs to
+ * exactly one request: a 202 (its own id), or a 503 or dropped connection (stored, not acknowledged).
+ */
+export function unaccountedDeliveries(outcomes: IngestOutcome[], stored: Map<string, string>): string[] {
+  const sent = new Map(outcomes.map((outcome) => [outcome.sha256, outcome]));
+  const seen = new Set<string>();
+  const unaccounted: string[] = [];
+  for (const [id, sha] of stored) {
+    const outcome = sent.get(sha);
+    if (!outcome || seen.has(sha) || (outcome.status === 202 && outcome.deliveryId !== id)) unaccounted.push(id);
+    seen.add(sha);
+  }
+  return unaccounted;
+}
+
 /** Acknowledged deliveries that are missing from, or differ in, the database. */
 export function lostDeliveries(acknowledged: Map<string, string>, stored: Map<string, string>): string[] {
   const lost: string[] = [];
