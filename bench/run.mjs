@@ -332,6 +332,7 @@ async function main() {
     lookup = await compare(`agent auth at ${lookupAgents} agents vs ${LEASE_AGENTS} (direct)`, large.child.pid, largeAuth, { pid, options: auth, runs: [] });
     large.child.kill('SIGTERM');
     await once(large.child, 'exit');
+    benchPids.splice(benchPids.indexOf(large.child.pid), 1);
   }
   if (run('ingest1k')) {
     rows.ingest1k = await compare('webhook ingest 1 KB, signed, durable', pid, { url: `${base}/api/v1/hooks/${hook.webhook.id}`, method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': sign(body1k) }, body: body1k }, baselines.post);
