@@ -394,6 +394,7 @@ async function main() {
       requests_rps: requests.rps,
       ratio_to_baseline: +(requests.ratio_to_baseline * median(perDelivery.map((r) => r.rps)) / requests.rps).toFixed(3),
       cpu_ratio_to_baseline: +(requests.cpu_ratio_to_baseline * median(perDelivery.map((r) => r.rps)) / requests.rps).toFixed(3),
+      other_cpu_max: requests.other_cpu_max,
     };
     process.stdout.write(`  → ${rows.lease.rps} deliveries leased and acked per second (${requests.rps} requests/s)\n`);
   }
