@@ -78,7 +78,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(livenessFastPath, { config });
 
   await app.register(keyringPlugin, { config });
-  await app.register(jobsPlugin, { intervalMs: 60_000 });
+  await app.register(jobsPlugin, { intervalMs: config.maintenanceIntervalMs });
   await app.register(auditPlugin, { flushIntervalMs: config.auditFailureFlushMs });
   await app.register(rateLimitPlugin, { config });
   await app.register(authPlugin, { adminToken });

@@ -161,6 +161,7 @@ export const EnvSchema = z.object({
   WEBHOOK_TOLERANCE_S: int(300, 10, 3600),
   WEBHOOK_MAX_ATTEMPTS: int(10, 1, 1000),
   WEBHOOK_RETENTION_DAYS: int(30, 1, 3650),
+  MAINTENANCE_INTERVAL_S: int(60, 1, 3600),
   RATE_LIMIT_WEBHOOK_MAX: int(60, 1, 10_000_000),
   RATE_LIMIT_WEBHOOK_WINDOW_S: int(60, 1, 86_400),
   CORS_ORIGINS: corsOrigins,
@@ -214,6 +215,8 @@ export interface Config {
   webhookToleranceS: number;
   webhookMaxAttempts: number;
   webhookRetentionDays: number;
+  /** How often each instance runs maintenance: lease expiry, retention, expired OAuth states. */
+  maintenanceIntervalMs: number;
   rateLimitWebhookMax: number;
   rateLimitWebhookWindowS: number;
   google: GoogleOAuthConfig | null;
@@ -316,6 +319,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     webhookToleranceS: e.WEBHOOK_TOLERANCE_S,
     webhookMaxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
     webhookRetentionDays: e.WEBHOOK_RETENTION_DAYS,
+    maintenanceIntervalMs: e.MAINTENANCE_INTERVAL_S * 1000,
     rateLimitWebhookMax: e.RATE_LIMIT_WEBHOOK_MAX,
     rateLimitWebhookWindowS: e.RATE_LIMIT_WEBHOOK_WINDOW_S,
     google:

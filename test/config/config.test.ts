@@ -16,7 +16,16 @@ t.test('applies documented defaults to an empty environment', async (t) => {
     requestLogIncludeHealth: false,
     trustProxy: [],
     corsOrigins: [],
+    maintenanceIntervalMs: 60_000,
   });
+});
+
+t.test('MAINTENANCE_INTERVAL_S is whole seconds from 1 to 3600', async (t) => {
+  t.equal(loadConfig({ MAINTENANCE_INTERVAL_S: '5' }).maintenanceIntervalMs, 5000);
+  for (const value of ['0', '3601', '0.5', 'often']) {
+    const error = t.throws(() => loadConfig({ MAINTENANCE_INTERVAL_S: value }), `${value} refused`) as ConfigError;
+    t.same(error.problems.map((problem) => problem.variable), ['MAINTENANCE_INTERVAL_S']);
+  }
 });
 
 t.test('treats empty variables as unset, as in a copied .env.example', async (t) => {

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { sql } from 'drizzle-orm';
 import t from 'tap';
-import { rowsOf } from '../../src/db/client.js';
+import { openDatabase, rowsOf } from '../../src/db/client.js';
 import { ADMIN_TOKEN, build, createOrg, createWebhook, isolatedDatabaseEnv, randomIpv6, TEST_DATABASE_URL, TEST_REDIS_URL, TOKEN_ENCRYPTION_KEY } from '../helper.js';
 import { startFakeGoogle } from '../support/fake-google.js';
 import { api, createFixture } from '../support/ingest-load.js';
@@ -160,6 +160,49 @@ t.test('maintenance on two instances at once expires each lease and deletes each
   t.same(counts, [{ status: 'pending', n: 320 }], 'the recent deliveries remain, expired leases back to pending');
   const states = rowsOf<{ n: number }>(await a.db.execute(sql`select count(*)::int as n from oauth_states where organization_id = ${org.id}`));
   t.equal(states[0]?.n, 0, 'expired OAuth states deleted');
+});
+
+t.test('maintenance in two server processes on one database deletes each aged row and expires each lease once, and fails on neither', { skip: TEST_DATABASE_URL ? false : 'needs TEST_DATABASE_URL (two processes on one database)' }, async (t) => {
+  const { DATABASE_URL } = await isolatedDatabaseEnv(t, { migrated: true });
+  // info: each run that changed something logs its counts; every second, on both.
+  const env = { ...serverEnv, DATABASE_URL, LOG_LEVEL: 'info', MAINTENANCE_INTERVAL_S: '1' };
+  const [one, two] = await Promise.all([startServer(env), startServer(env)]);
+  t.teardown(() => Promise.all([one.stop(), two.stop()]));
+  const fixture = await createFixture(one.url);
+  const database = await openDatabase({ databaseUrl: DATABASE_URL, dataDir: 'memory://', poolMax: 1, connectTimeoutMs: 5000 });
+  t.teardown(() => database.close());
+  // Enough for a run to take longer than the interval: both processes' runs then overlap.
+  const AGED = 60_000;
+  const count = async (where: ReturnType<typeof sql>) =>
+    rowsOf<{ n: number }>(await database.db.execute(sql`select count(*)::int as n from webhook_deliveries where webhook_id = ${fixture.hook.id} and ${where}`))[0]!.n;
+  await database.db.execute(sql`
+    insert into webhook_deliveries (id, organization_id, webhook_id, body, size, body_sha256, headers, received_at, status, attempts, lease_expires_at, leased_by_agent_id)
+    select gen_random_uuid(), ${fixture.orgId}, ${fixture.hook.id}, '\\x7b7d'::bytea, 2, 'x', '{}'::jsonb,
+           case when g <= ${AGED} then now() - interval '40 days' else now() - interval '1 hour' end,
+           case when g <= ${AGED} then 'done' else 'leased' end, 1,
+           case when g > ${AGED} then now() - interval '1 minute' end,
+           case when g > ${AGED} then ${fixture.agent.id}::uuid end
+      from generate_series(1, ${AGED + 300}) g`);
+
+  const deadline = Date.now() + 60_000;
+  while ((await count(sql`(status = 'leased' or received_at < now() - interval '30 days')`)) > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  t.equal(await count(sql`received_at < now() - interval '30 days'`), 0, 'every aged delivery is gone');
+  t.equal(await count(sql`status = 'pending'`), 300, 'every lapsed lease is back to pending');
+
+  const runs = [one, two].map((server) =>
+    server
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('"msg":"maintenance"'))
+      .map((line) => JSON.parse(line) as { expired_leases: number; pruned_deliveries: number }),
+  );
+  const total = (key: 'expired_leases' | 'pruned_deliveries') => runs.flat().reduce((sum, run) => sum + run[key], 0);
+  t.comment(`runs that changed something: ${runs.map((list, i) => `instance ${i + 1}: ${JSON.stringify(list)}`).join('; ')}`);
+  t.equal(total('pruned_deliveries'), AGED, 'each aged delivery deleted exactly once, counting both processes');
+  t.equal(total('expired_leases'), 300, 'each lapsed lease expired exactly once, counting both processes');
+  for (const [i, server] of [one, two].entries()) t.notMatch(server.output(), /maintenance failed|"level":"(error|fatal)"/, `no maintenance error on instance ${i + 1}`);
 });
 
 t.test('without REDIS_URL each instance counts its own limits (N instances allow N × the limit), as the docs say', { skip: TEST_DATABASE_URL ? false : 'needs TEST_DATABASE_URL (two processes on one database)' }, async (t) => {
